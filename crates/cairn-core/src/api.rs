@@ -1,0 +1,73 @@
+//! The JSON shapes of the HTTP API (DESIGN.md, Interfaces), shared by the node
+//! that serves them and the client that reads them. Fields may be added; none
+//! of these may be renamed.
+
+use crate::id::{Id, NodeId};
+use crate::wire::Peer;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// `GET /v1/node`: this node and its routing state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub id: NodeId,
+    pub addr: SocketAddr,
+    /// The node's HTTP address (`host:port`), if it serves one.
+    pub http: Option<String>,
+    pub predecessor: Option<Peer>,
+    pub successors: Vec<Peer>,
+    /// Distinct fingers in use: `start` = node id + 2^i, `node` = successor(start) as known.
+    pub fingers: Vec<Finger>,
+}
+
+/// One finger of [`NodeInfo`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finger {
+    pub start: Id,
+    pub node: Peer,
+}
+
+/// `GET /v1/ring`: the members seen by walking successor lists, in ring order
+/// starting at the answering node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RingView {
+    pub members: Vec<Member>,
+}
+
+/// One member of [`RingView`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: NodeId,
+    pub addr: SocketAddr,
+    pub http: Option<String>,
+    pub state: MemberState,
+}
+
+/// How a member looks from the node that walked the ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberState {
+    /// It answered.
+    Alive,
+    /// It missed a request but is not yet given up on.
+    Suspect,
+    /// It announced that it is leaving.
+    Leaving,
+    /// It did not answer.
+    Dead,
+}
+
+/// `GET /v1/lookup/{key}`: the node responsible for a key, and what finding it cost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupView {
+    pub key_id: Id,
+    pub node: Peer,
+    pub hops: u32,
+    pub micros: u64,
+}
+
+/// Every error answer: `{"error": "..."}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}

@@ -1,0 +1,153 @@
+//! Wire messages between nodes. Encoding (postcard, length-prefixed frames)
+//! lives in the node crate; this module only says what can be said.
+//!
+//! Every RPC is one request and one response on its own stream. The first
+//! stream of a connection carries [`Hello`] / [`HelloReply`] (protocol version
+//! and, with a cluster key, the proof that the peer holds it).
+
+use crate::id::{Id, NodeId};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// The protocol version carried in the first exchange. Bump on any change to
+/// the messages below (the golden tests pin their bytes).
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The QUIC ALPN, also versioned.
+pub const ALPN: &[u8] = b"cairn/1";
+/// The hard limit of one frame's body, in bytes. Records (up to 1 MiB inline)
+/// fit with room for their header; bulk data is streamed after a header.
+pub const MAX_FRAME: usize = 2 * 1024 * 1024;
+
+/// A node as others reach it: its id and the address of its QUIC endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Peer {
+    pub id: NodeId,
+    pub addr: SocketAddr,
+}
+
+/// The first message on a new connection, from the side that dialed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub version: u32,
+    /// With a cluster key: a MAC of the connection's exported keying material.
+    pub proof: Option<[u8; 32]>,
+}
+
+/// The answer to [`Hello`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloReply {
+    Welcome {
+        version: u32,
+        proof: Option<[u8; 32]>,
+    },
+    Refused {
+        reason: String,
+    },
+}
+
+/// What one node asks another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Stabilize: "tell me your predecessor and successor list".
+    GetState,
+    /// "I believe I am your predecessor."
+    Notify,
+    /// Liveness check (check predecessor, bootstrap).
+    Ping,
+    /// One step of an iterative lookup.
+    FindSuccessor { target: Id },
+    /// "I am leaving the ring": sent to the predecessor (with the leaver's
+    /// successor list) and the successor (with the leaver's predecessor).
+    Leaving {
+        predecessor: Option<Peer>,
+        successors: Vec<Peer>,
+    },
+}
+
+/// What a node answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    State {
+        predecessor: Option<Peer>,
+        successors: Vec<Peer>,
+        /// The answering node's HTTP address, if it serves one (for `cairn ring`).
+        http: Option<String>,
+    },
+    Ack,
+    Pong,
+    /// The successor of the target is `node`.
+    Found { node: Peer },
+    /// Ask one of these, closest to the target first.
+    Closer { candidates: Vec<Peer> },
+    /// The request could not be served (e.g. the node is leaving).
+    Error { reason: String },
+}
+
+#[cfg(test)]
+mod tests {
+    //! Golden bytes: a change to the encoding of any message must be a visible decision.
+    use super::*;
+
+    fn peer(byte: u8) -> Peer {
+        Peer {
+            id: NodeId(Id([byte; 32])),
+            addr: "127.0.0.1:7000".parse().expect("addr"),
+        }
+    }
+
+    fn encode<T: Serialize>(value: &T) -> String {
+        hex::encode(postcard::to_stdvec(value).expect("encode"))
+    }
+
+    #[test]
+    fn golden_bytes_of_requests() {
+        assert_eq!(encode(&Request::GetState), "00");
+        assert_eq!(encode(&Request::Notify), "01");
+        assert_eq!(encode(&Request::Ping), "02");
+        assert_eq!(
+            encode(&Request::FindSuccessor { target: Id::pow2(0) }),
+            format!("03{}01", "00".repeat(31))
+        );
+        assert_eq!(
+            encode(&Request::Leaving { predecessor: None, successors: vec![peer(1)] }),
+            format!("040001{}007f000001d836", "01".repeat(32))
+        );
+    }
+
+    #[test]
+    fn golden_bytes_of_responses_and_hello() {
+        assert_eq!(encode(&Response::Ack), "01");
+        assert_eq!(encode(&Response::Pong), "02");
+        assert_eq!(
+            encode(&Response::Found { node: peer(2) }),
+            format!("03{}007f000001d836", "02".repeat(32))
+        );
+        assert_eq!(encode(&Hello { version: 1, proof: None }), "0100");
+        assert_eq!(
+            encode(&HelloReply::Refused { reason: "no".into() }),
+            "01026e6f"
+        );
+    }
+
+    #[test]
+    fn every_request_round_trips() {
+        let all = [
+            Request::GetState,
+            Request::Notify,
+            Request::Ping,
+            Request::FindSuccessor { target: Id::MAX },
+            Request::Leaving { predecessor: Some(peer(3)), successors: vec![peer(4), peer(5)] },
+        ];
+        for request in all {
+            let bytes = postcard::to_stdvec(&request).expect("encode");
+            let back: Request = postcard::from_bytes(&bytes).expect("decode");
+            assert_eq!(back, request);
+        }
+    }
+
+    #[test]
+    fn garbage_does_not_decode_as_a_request() {
+        assert!(postcard::from_bytes::<Request>(&[0xff, 0xff, 0xff]).is_err());
+        assert!(postcard::from_bytes::<Request>(&[]).is_err());
+    }
+}
