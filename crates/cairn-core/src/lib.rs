@@ -9,13 +9,28 @@
 //!
 //! - [`id`]: 256-bit ring points and the `NodeId` / `KeyId` newtypes.
 //! - [`interval`]: open and half-open intervals that wrap around the ring.
+//! - [`routing`]: the routing table: predecessor, successor list, fingers.
+//! - [`lookup`]: one iterative lookup as a small state machine.
+//! - [`ring`]: the membership state machine (join, stabilize, notify, leave)
+//!   that owns a routing table and drives lookups.
+//! - [`rtt`]: adaptive request timeouts from measured round trips.
+//! - [`config`]: the protocol's settings, with defaults and `validate()`.
+//! - [`rng`]: the seeded RNG (SplitMix64).
 //! - [`wire`]: the messages nodes exchange (their encoding lives in the node).
 //! - [`api`]: the JSON shapes of the HTTP API, shared by node and client.
 
 pub mod api;
+pub mod config;
 pub mod id;
 pub mod interval;
+pub mod lookup;
+pub mod ring;
+pub mod rng;
+pub mod routing;
+pub mod rtt;
 pub mod wire;
 
+pub use config::RingConfig;
 pub use id::{Id, KeyId, NodeId};
+pub use ring::{Action, LookupAnswer, LookupId, Phase, RingEvent, RingNode, RpcId};
 pub use wire::Peer;

@@ -76,11 +76,17 @@ pub enum Response {
     Ack,
     Pong,
     /// The successor of the target is `node`.
-    Found { node: Peer },
+    Found {
+        node: Peer,
+    },
     /// Ask one of these, closest to the target first.
-    Closer { candidates: Vec<Peer> },
+    Closer {
+        candidates: Vec<Peer>,
+    },
     /// The request could not be served (e.g. the node is leaving).
-    Error { reason: String },
+    Error {
+        reason: String,
+    },
 }
 
 #[cfg(test)]
@@ -105,11 +111,16 @@ mod tests {
         assert_eq!(encode(&Request::Notify), "01");
         assert_eq!(encode(&Request::Ping), "02");
         assert_eq!(
-            encode(&Request::FindSuccessor { target: Id::pow2(0) }),
+            encode(&Request::FindSuccessor {
+                target: Id::pow2(0)
+            }),
             format!("03{}01", "00".repeat(31))
         );
         assert_eq!(
-            encode(&Request::Leaving { predecessor: None, successors: vec![peer(1)] }),
+            encode(&Request::Leaving {
+                predecessor: None,
+                successors: vec![peer(1)]
+            }),
             format!("040001{}007f000001d836", "01".repeat(32))
         );
     }
@@ -122,9 +133,17 @@ mod tests {
             encode(&Response::Found { node: peer(2) }),
             format!("03{}007f000001d836", "02".repeat(32))
         );
-        assert_eq!(encode(&Hello { version: 1, proof: None }), "0100");
         assert_eq!(
-            encode(&HelloReply::Refused { reason: "no".into() }),
+            encode(&Hello {
+                version: 1,
+                proof: None
+            }),
+            "0100"
+        );
+        assert_eq!(
+            encode(&HelloReply::Refused {
+                reason: "no".into()
+            }),
             "01026e6f"
         );
     }
@@ -136,7 +155,10 @@ mod tests {
             Request::Notify,
             Request::Ping,
             Request::FindSuccessor { target: Id::MAX },
-            Request::Leaving { predecessor: Some(peer(3)), successors: vec![peer(4), peer(5)] },
+            Request::Leaving {
+                predecessor: Some(peer(3)),
+                successors: vec![peer(4), peer(5)],
+            },
         ];
         for request in all {
             let bytes = postcard::to_stdvec(&request).expect("encode");

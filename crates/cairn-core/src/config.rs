@@ -1,0 +1,146 @@
+//! Configuration of the ring protocol: a plain struct with defaults and `validate()`.
+
+use std::time::Duration;
+
+/// How a node keeps its place on the ring. Times are durations on the caller's clock.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RingConfig {
+    /// L: how many successors a node remembers. Default 8. The ring survives
+    /// the simultaneous crash of up to L - 1 consecutive nodes.
+    pub successor_list_len: usize,
+    /// How often a node asks its successor for its predecessor and list. Default 500 ms.
+    pub stabilize_every: Duration,
+    /// How often a node pings its predecessor. Default 1 s.
+    pub check_predecessor_every: Duration,
+    /// How often a node refreshes one finger (round robin over the fingers
+    /// that differ from the first successor). Default 500 ms.
+    pub fix_finger_every: Duration,
+    /// Timers are spread by up to this fraction of their period, so that nodes
+    /// started together do not tick together. Default 0.1.
+    pub timer_jitter: f64,
+    /// Request timeouts adapt to measured round trips (RFC 6298 style); these bound them.
+    pub rto: RtoConfig,
+    /// A lookup that has not finished by then fails. Default 5 s.
+    pub lookup_deadline: Duration,
+    /// How many answers `FindSuccessor` returns as "ask one of these". Default 4.
+    pub lookup_candidates: usize,
+    /// How long a peer that timed out is kept off this node's lists when other
+    /// nodes mention it (a direct message from it clears this at once). Default 30 s.
+    pub dead_memory: Duration,
+    /// A joining node retries its join lookup this many times before giving up. Default 5.
+    pub join_attempts: u32,
+    /// The HTTP address this node serves, told to peers for `cairn ring`.
+    pub http: Option<String>,
+}
+
+/// Bounds of the adaptive request timeout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RtoConfig {
+    /// Before any round trip was measured. Default 1 s.
+    pub initial: Duration,
+    /// Never time out sooner than this. Default 50 ms.
+    pub min: Duration,
+    /// Never wait longer than this. Default 3 s.
+    pub max: Duration,
+}
+
+impl Default for RtoConfig {
+    fn default() -> Self {
+        RtoConfig {
+            initial: Duration::from_secs(1),
+            min: Duration::from_millis(50),
+            max: Duration::from_secs(3),
+        }
+    }
+}
+
+impl Default for RingConfig {
+    fn default() -> Self {
+        RingConfig {
+            successor_list_len: 8,
+            stabilize_every: Duration::from_millis(500),
+            check_predecessor_every: Duration::from_secs(1),
+            fix_finger_every: Duration::from_millis(500),
+            timer_jitter: 0.1,
+            rto: RtoConfig::default(),
+            lookup_deadline: Duration::from_secs(5),
+            lookup_candidates: 4,
+            dead_memory: Duration::from_secs(30),
+            join_attempts: 5,
+            http: None,
+        }
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid ring configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl RingConfig {
+    /// Checks that the values can work together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |why: &str| Err(ConfigError(why.to_string()));
+        if !(1..=64).contains(&self.successor_list_len) {
+            return fail("successor_list_len must be 1 to 64");
+        }
+        for (name, period) in [
+            ("stabilize_every", self.stabilize_every),
+            ("check_predecessor_every", self.check_predecessor_every),
+            ("fix_finger_every", self.fix_finger_every),
+        ] {
+            if period < Duration::from_millis(1) {
+                return fail(&format!("{name} must be at least 1 ms"));
+            }
+        }
+        if !(0.0..=0.5).contains(&self.timer_jitter) {
+            return fail("timer_jitter must be between 0 and 0.5");
+        }
+        if self.rto.min.is_zero() || self.rto.min > self.rto.max {
+            return fail("rto.min must be above zero and at most rto.max");
+        }
+        if self.rto.initial < self.rto.min || self.rto.initial > self.rto.max {
+            return fail("rto.initial must lie between rto.min and rto.max");
+        }
+        if self.lookup_deadline < self.rto.max {
+            return fail(
+                "lookup_deadline must be at least rto.max, or a lookup cannot survive one timeout",
+            );
+        }
+        if self.lookup_candidates == 0 {
+            return fail("lookup_candidates must be at least 1");
+        }
+        if self.join_attempts == 0 {
+            return fail("join_attempts must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(RingConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_lookup_deadline_shorter_than_one_timeout_is_refused() {
+        let config = RingConfig {
+            lookup_deadline: Duration::from_millis(100),
+            ..RingConfig::default()
+        };
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn an_empty_successor_list_is_refused() {
+        let config = RingConfig {
+            successor_list_len: 0,
+            ..RingConfig::default()
+        };
+        assert!(config.validate().is_err());
+    }
+}

@@ -1,0 +1,276 @@
+//! One iterative lookup: who is successor(target)?
+//!
+//! The asking node keeps the candidates it has heard of, closest to the target
+//! first, and asks one at a time. An answer is either "the successor is X"
+//! (done) or "ask one of these, closer" (only candidates strictly closer to the
+//! target than the one who answered are taken, so every hop makes progress).
+//! A candidate that times out is skipped for the next best one. The lookup
+//! counts hops (answers received) and fails at its deadline or when no
+//! candidate is left.
+
+use crate::id::{Id, NodeId};
+use crate::interval::between_open;
+use crate::wire::Peer;
+use std::time::Duration;
+
+/// What the lookup wants next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LookupStep {
+    /// Send `FindSuccessor` to this peer.
+    Ask(Peer),
+    /// A request is under way; nothing to do until it is answered or times out.
+    Wait,
+    /// Finished.
+    Done(Result<Peer, LookupError>),
+}
+
+/// Why a lookup failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("lookup gave up after {0:?}: the ring did not answer in time")]
+    Deadline(Duration),
+    #[error("lookup ran out of peers to ask: every candidate failed ({failed} failed)")]
+    NoCandidates { failed: usize },
+    #[error("this node is leaving the ring")]
+    Leaving,
+}
+
+/// The state of one lookup.
+#[derive(Clone, Debug)]
+pub struct Lookup {
+    target: Id,
+    started: Duration,
+    deadline: Duration,
+    /// Not yet asked, closest to the target first.
+    candidates: Vec<Peer>,
+    /// Asked already (answered or failed): never asked twice.
+    asked: Vec<NodeId>,
+    in_flight: Option<Peer>,
+    failed: usize,
+    hops: u32,
+    result: Option<Result<Peer, LookupError>>,
+}
+
+impl Lookup {
+    /// A lookup for `target` seeded with the asking node's best next hops.
+    pub fn new(target: Id, seeds: Vec<Peer>, now: Duration, deadline: Duration) -> Lookup {
+        let mut lookup = Lookup {
+            target,
+            started: now,
+            deadline: now + deadline,
+            candidates: Vec::new(),
+            asked: Vec::new(),
+            in_flight: None,
+            failed: 0,
+            hops: 0,
+            result: None,
+        };
+        lookup.add_candidates(seeds);
+        lookup
+    }
+
+    /// A lookup already answered locally, in zero hops.
+    pub fn finished(target: Id, owner: Peer, now: Duration) -> Lookup {
+        let mut lookup = Lookup::new(target, Vec::new(), now, Duration::ZERO);
+        lookup.result = Some(Ok(owner));
+        lookup
+    }
+
+    pub fn target(&self) -> Id {
+        self.target
+    }
+
+    pub fn hops(&self) -> u32 {
+        self.hops
+    }
+
+    pub fn started(&self) -> Duration {
+        self.started
+    }
+
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// The peer asked right now, if any.
+    pub fn in_flight(&self) -> Option<Peer> {
+        self.in_flight
+    }
+
+    fn add_candidates(&mut self, peers: impl IntoIterator<Item = Peer>) {
+        for peer in peers {
+            let known =
+                self.candidates.iter().any(|p| p.id == peer.id) || self.asked.contains(&peer.id);
+            if !known {
+                self.candidates.push(peer);
+            }
+        }
+        let target = self.target;
+        self.candidates
+            .sort_by_key(|p| p.id.id().distance_to(target));
+    }
+
+    /// `from` answered: the successor of the target is `owner`.
+    pub fn on_found(&mut self, from: NodeId, owner: Peer) {
+        if self.in_flight.is_some_and(|p| p.id == from) {
+            self.in_flight = None;
+            self.hops += 1;
+            self.result.get_or_insert(Ok(owner));
+        }
+    }
+
+    /// `from` answered: ask one of `closer`.
+    pub fn on_closer(&mut self, from: NodeId, closer: Vec<Peer>) {
+        if !self.in_flight.is_some_and(|p| p.id == from) {
+            return;
+        }
+        self.in_flight = None;
+        self.hops += 1;
+        let target = self.target;
+        let progress: Vec<Peer> = closer
+            .into_iter()
+            .filter(|p| between_open(from.id(), p.id.id(), target))
+            .collect();
+        // Drop candidates that are no closer than the node that just answered:
+        // its answer supersedes what we knew about that stretch of the ring.
+        self.candidates
+            .retain(|p| between_open(from.id(), p.id.id(), target));
+        self.add_candidates(progress);
+    }
+
+    /// The request to `peer` failed or timed out.
+    pub fn on_failure(&mut self, peer: NodeId) {
+        if self.in_flight.is_some_and(|p| p.id == peer) {
+            self.in_flight = None;
+            self.failed += 1;
+        }
+    }
+
+    /// Offers fresh candidates (e.g. from the routing table after failures).
+    pub fn reseed(&mut self, peers: Vec<Peer>) {
+        self.add_candidates(peers);
+    }
+
+    /// True if no candidate is left to ask and nothing is in flight.
+    pub fn is_starved(&self) -> bool {
+        self.result.is_none() && self.in_flight.is_none() && self.candidates.is_empty()
+    }
+
+    /// What to do now.
+    pub fn next(&mut self, now: Duration) -> LookupStep {
+        if let Some(result) = &self.result {
+            return LookupStep::Done(result.clone());
+        }
+        if now >= self.deadline {
+            let error = LookupError::Deadline(now.saturating_sub(self.started));
+            self.result = Some(Err(error.clone()));
+            return LookupStep::Done(Err(error));
+        }
+        if self.in_flight.is_some() {
+            return LookupStep::Wait;
+        }
+        if self.candidates.is_empty() {
+            let error = LookupError::NoCandidates {
+                failed: self.failed,
+            };
+            self.result = Some(Err(error.clone()));
+            return LookupStep::Done(Err(error));
+        }
+        let next = self.candidates.remove(0);
+        self.asked.push(next.id);
+        self.in_flight = Some(next);
+        LookupStep::Ask(next)
+    }
+
+    /// Ends the lookup with an error (e.g. the node is leaving).
+    pub fn abort(&mut self, error: LookupError) {
+        self.result.get_or_insert(Err(error));
+        self.in_flight = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(n: u64) -> Peer {
+        Peer {
+            id: NodeId(Id::from_high_u64(n)),
+            addr: format!("127.0.0.1:{}", 1000 + n % 60000)
+                .parse()
+                .expect("addr"),
+        }
+    }
+
+    fn at(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn asks_the_closest_candidate_first_and_counts_hops() {
+        let target = Id::from_high_u64(100);
+        let mut lookup = Lookup::new(target, vec![peer(10), peer(50)], at(0), at(5000));
+        assert_eq!(lookup.next(at(0)), LookupStep::Ask(peer(50)));
+        assert_eq!(lookup.next(at(1)), LookupStep::Wait);
+        lookup.on_closer(peer(50).id, vec![peer(90), peer(40), peer(120)]);
+        // 40 is behind the node that answered, 120 past the target: only 90 is progress.
+        assert_eq!(lookup.next(at(2)), LookupStep::Ask(peer(90)));
+        lookup.on_found(peer(90).id, peer(110));
+        assert_eq!(lookup.next(at(3)), LookupStep::Done(Ok(peer(110))));
+        assert_eq!(lookup.hops(), 2);
+    }
+
+    #[test]
+    fn a_timeout_falls_back_to_the_next_candidate() {
+        let target = Id::from_high_u64(100);
+        let mut lookup = Lookup::new(target, vec![peer(10), peer(50)], at(0), at(5000));
+        assert_eq!(lookup.next(at(0)), LookupStep::Ask(peer(50)));
+        lookup.on_failure(peer(50).id);
+        assert_eq!(lookup.next(at(60)), LookupStep::Ask(peer(10)));
+        lookup.on_found(peer(10).id, peer(110));
+        assert_eq!(lookup.next(at(61)), LookupStep::Done(Ok(peer(110))));
+        assert_eq!(lookup.hops(), 1);
+    }
+
+    #[test]
+    fn answers_from_peers_not_asked_are_ignored() {
+        let target = Id::from_high_u64(100);
+        let mut lookup = Lookup::new(target, vec![peer(50)], at(0), at(5000));
+        assert_eq!(lookup.next(at(0)), LookupStep::Ask(peer(50)));
+        lookup.on_found(peer(77).id, peer(1));
+        assert_eq!(lookup.next(at(1)), LookupStep::Wait);
+    }
+
+    #[test]
+    fn fails_when_every_candidate_failed() {
+        let target = Id::from_high_u64(100);
+        let mut lookup = Lookup::new(target, vec![peer(50)], at(0), at(5000));
+        assert_eq!(lookup.next(at(0)), LookupStep::Ask(peer(50)));
+        lookup.on_failure(peer(50).id);
+        assert_eq!(
+            lookup.next(at(1)),
+            LookupStep::Done(Err(LookupError::NoCandidates { failed: 1 }))
+        );
+    }
+
+    #[test]
+    fn fails_at_the_deadline() {
+        let target = Id::from_high_u64(100);
+        let mut lookup = Lookup::new(target, vec![peer(50)], at(0), at(5000));
+        assert_eq!(lookup.next(at(0)), LookupStep::Ask(peer(50)));
+        assert!(matches!(
+            lookup.next(at(5000)),
+            LookupStep::Done(Err(LookupError::Deadline(_)))
+        ));
+    }
+
+    #[test]
+    fn a_peer_is_never_asked_twice() {
+        let target = Id::from_high_u64(100);
+        let mut lookup = Lookup::new(target, vec![peer(50)], at(0), at(5000));
+        assert_eq!(lookup.next(at(0)), LookupStep::Ask(peer(50)));
+        lookup.on_failure(peer(50).id);
+        lookup.reseed(vec![peer(50), peer(20)]);
+        assert_eq!(lookup.next(at(1)), LookupStep::Ask(peer(20)));
+    }
+}

@@ -1,0 +1,363 @@
+//! The routing table: predecessor, successor list and fingers.
+//!
+//! Invariants kept here, whatever is fed in: the successor list never holds
+//! this node or a duplicate, is at most L long, and is in ring order starting
+//! after this node; a finger is only kept where it differs from the first
+//! successor. A node whose list is empty is alone: its own successor.
+
+use crate::id::{Id, NodeId};
+use crate::interval::{between_open, between_right_closed};
+use crate::wire::Peer;
+use std::collections::BTreeMap;
+
+/// What a node knows of its neighbours.
+#[derive(Clone, Debug)]
+pub struct RoutingTable {
+    me: Peer,
+    list_len: usize,
+    predecessor: Option<Peer>,
+    successors: Vec<Peer>,
+    /// finger index i -> successor(me + 2^i), only where it is not the first successor.
+    fingers: BTreeMap<u8, Peer>,
+}
+
+impl RoutingTable {
+    pub fn new(me: Peer, list_len: usize) -> RoutingTable {
+        RoutingTable {
+            me,
+            list_len,
+            predecessor: None,
+            successors: Vec::new(),
+            fingers: BTreeMap::new(),
+        }
+    }
+
+    pub fn me(&self) -> Peer {
+        self.me
+    }
+
+    pub fn predecessor(&self) -> Option<Peer> {
+        self.predecessor
+    }
+
+    pub fn successors(&self) -> &[Peer] {
+        &self.successors
+    }
+
+    /// The first successor; `None` when alone.
+    pub fn successor(&self) -> Option<Peer> {
+        self.successors.first().copied()
+    }
+
+    /// The node responsible for ids in (me, first successor]: the first successor, or me when alone.
+    pub fn successor_or_me(&self) -> Peer {
+        self.successor().unwrap_or(self.me)
+    }
+
+    pub fn set_predecessor(&mut self, predecessor: Option<Peer>) {
+        self.predecessor = predecessor.filter(|p| p.id != self.me.id);
+    }
+
+    /// Replaces the successor list with `first` followed by `rest` (its list):
+    /// this node and duplicates dropped, `keep` filtering out peers known dead,
+    /// cut to L. Returns true if the list changed.
+    pub fn adopt_successors(
+        &mut self,
+        first: Peer,
+        rest: &[Peer],
+        keep: impl Fn(&Peer) -> bool,
+    ) -> bool {
+        let mut list: Vec<Peer> = Vec::with_capacity(self.list_len);
+        for peer in std::iter::once(&first).chain(rest.iter()) {
+            if list.len() == self.list_len {
+                break;
+            }
+            let is_first = peer.id == first.id;
+            if peer.id == self.me.id || list.iter().any(|p| p.id == peer.id) {
+                continue;
+            }
+            if !is_first && !keep(peer) {
+                continue;
+            }
+            list.push(*peer);
+        }
+        if !is_ring_ordered(self.me.id.id(), &list) {
+            // A peer's list out of order (a stale or lying peer): keep only the first.
+            list.truncate(1);
+        }
+        let changed = list != self.successors;
+        self.successors = list;
+        self.prune_fingers();
+        changed
+    }
+
+    /// Forgets a peer everywhere. Returns true if it was known.
+    pub fn remove(&mut self, id: NodeId) -> bool {
+        let mut known = false;
+        if self.predecessor.is_some_and(|p| p.id == id) {
+            self.predecessor = None;
+            known = true;
+        }
+        let before = self.successors.len();
+        self.successors.retain(|p| p.id != id);
+        known |= before != self.successors.len();
+        let before = self.fingers.len();
+        self.fingers.retain(|_, p| p.id != id);
+        known |= before != self.fingers.len();
+        self.prune_fingers();
+        known
+    }
+
+    /// Updates the address of a known peer that was heard from at a new one.
+    pub fn refresh_address(&mut self, peer: Peer) {
+        let update = |p: &mut Peer| {
+            if p.id == peer.id {
+                p.addr = peer.addr;
+            }
+        };
+        self.predecessor.iter_mut().for_each(update);
+        self.successors.iter_mut().for_each(update);
+        self.fingers.values_mut().for_each(update);
+    }
+
+    /// The start of finger i: me + 2^i.
+    pub fn finger_start(&self, index: u8) -> Id {
+        self.me.id.id().wrapping_add(Id::pow2(index))
+    }
+
+    /// True if finger i is simply the first successor (its start lies in (me, successor]).
+    pub fn finger_is_successor(&self, index: u8) -> bool {
+        match self.successor() {
+            None => true,
+            Some(s) => between_right_closed(self.me.id.id(), self.finger_start(index), s.id.id()),
+        }
+    }
+
+    /// Records finger i. A finger equal to me or to the first successor is not stored.
+    pub fn set_finger(&mut self, index: u8, node: Peer) {
+        if node.id == self.me.id
+            || self.finger_is_successor(index)
+            || self.successor().is_some_and(|s| s.id == node.id)
+        {
+            self.fingers.remove(&index);
+        } else {
+            self.fingers.insert(index, node);
+        }
+    }
+
+    /// The fingers in use, as (index, node), highest index first.
+    pub fn fingers(&self) -> impl Iterator<Item = (u8, Peer)> + '_ {
+        self.fingers.iter().rev().map(|(i, p)| (*i, *p))
+    }
+
+    fn prune_fingers(&mut self) {
+        let stale: Vec<u8> = self
+            .fingers
+            .keys()
+            .copied()
+            .filter(|&i| self.finger_is_successor(i))
+            .collect();
+        for index in stale {
+            self.fingers.remove(&index);
+        }
+    }
+
+    /// Every distinct peer this node knows (successors, fingers, predecessor).
+    pub fn known_peers(&self) -> Vec<Peer> {
+        let mut peers: Vec<Peer> = Vec::new();
+        let all = self
+            .successors
+            .iter()
+            .chain(self.fingers.values())
+            .chain(self.predecessor.iter());
+        for peer in all {
+            if !peers.iter().any(|p| p.id == peer.id) {
+                peers.push(*peer);
+            }
+        }
+        peers
+    }
+
+    /// Known peers that lie strictly between me and `target`, closest to the
+    /// target first: the next hops of a lookup (Chord's closest preceding nodes).
+    pub fn closest_preceding(&self, target: Id, limit: usize) -> Vec<Peer> {
+        let me = self.me.id.id();
+        let mut peers: Vec<Peer> = self
+            .known_peers()
+            .into_iter()
+            .filter(|p| between_open(me, p.id.id(), target))
+            .collect();
+        peers.sort_by_key(|p| p.id.id().distance_to(target));
+        peers.truncate(limit);
+        peers
+    }
+
+    /// Who owns `target` as far as this node can tell without asking anyone:
+    /// me if it lies in (predecessor, me] (or I am alone), my first successor if
+    /// it lies in (me, successor]. `None` means a lookup must ask further.
+    pub fn local_owner(&self, target: Id) -> Option<Peer> {
+        let me = self.me.id.id();
+        let Some(successor) = self.successor() else {
+            return Some(self.me);
+        };
+        if target == me {
+            return Some(self.me);
+        }
+        if let Some(predecessor) = self.predecessor
+            && between_right_closed(predecessor.id.id(), target, me)
+        {
+            return Some(self.me);
+        }
+        if between_right_closed(me, target, successor.id.id()) {
+            return Some(successor);
+        }
+        None
+    }
+
+    /// The known peer closest clockwise after me: a successor of last resort
+    /// when the whole successor list has failed.
+    pub fn nearest_known_after_me(&self) -> Option<Peer> {
+        let me = self.me.id.id();
+        self.known_peers()
+            .into_iter()
+            .min_by_key(|p| me.distance_to(p.id.id()))
+    }
+}
+
+/// True if `list` goes clockwise from `start` without passing it again.
+pub fn is_ring_ordered(start: Id, list: &[Peer]) -> bool {
+    list.windows(2)
+        .all(|pair| start.distance_to(pair[0].id.id()) < start.distance_to(pair[1].id.id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub(crate) fn peer(n: u64) -> Peer {
+        Peer {
+            id: NodeId(Id::from_high_u64(n)),
+            addr: format!("127.0.0.1:{}", 1000 + n % 60000)
+                .parse()
+                .expect("addr"),
+        }
+    }
+
+    fn table(me: u64) -> RoutingTable {
+        RoutingTable::new(peer(me), 3)
+    }
+
+    #[test]
+    fn a_new_node_is_alone_and_owns_everything() {
+        let t = table(10);
+        assert_eq!(t.successor(), None);
+        assert_eq!(t.successor_or_me(), peer(10));
+        assert_eq!(t.local_owner(Id::from_high_u64(999)), Some(peer(10)));
+    }
+
+    #[test]
+    fn adopt_drops_me_and_duplicates_and_truncates() {
+        let mut t = table(10);
+        t.adopt_successors(
+            peer(20),
+            &[peer(30), peer(10), peer(30), peer(40), peer(50)],
+            |_| true,
+        );
+        assert_eq!(t.successors(), &[peer(20), peer(30), peer(40)]);
+    }
+
+    #[test]
+    fn adopt_in_a_two_node_ring_keeps_only_the_other() {
+        let mut t = table(10);
+        t.adopt_successors(peer(20), &[peer(10)], |_| true);
+        assert_eq!(t.successors(), &[peer(20)]);
+    }
+
+    #[test]
+    fn adopt_skips_peers_known_dead_but_not_the_first() {
+        let mut t = table(10);
+        t.adopt_successors(peer(20), &[peer(30), peer(40)], |p| {
+            p.id != peer(30).id && p.id != peer(20).id
+        });
+        assert_eq!(t.successors(), &[peer(20), peer(40)]);
+    }
+
+    #[test]
+    fn adopt_wraps_in_ring_order() {
+        let mut t = table(u64::MAX - 10);
+        t.adopt_successors(peer(u64::MAX - 5), &[peer(3), peer(7)], |_| true);
+        assert_eq!(t.successors().len(), 3);
+    }
+
+    #[test]
+    fn an_out_of_order_list_is_cut_to_its_first() {
+        let mut t = table(10);
+        t.adopt_successors(peer(20), &[peer(40), peer(30)], |_| true);
+        assert_eq!(t.successors(), &[peer(20)]);
+    }
+
+    #[test]
+    fn remove_forgets_everywhere() {
+        let mut t = table(10);
+        t.adopt_successors(peer(20), &[peer(30)], |_| true);
+        t.set_predecessor(Some(peer(5)));
+        assert!(t.remove(peer(20).id));
+        assert!(t.remove(peer(5).id));
+        assert_eq!(t.successors(), &[peer(30)]);
+        assert_eq!(t.predecessor(), None);
+        assert!(!t.remove(peer(99).id));
+    }
+
+    #[test]
+    fn local_owner_uses_predecessor_and_successor() {
+        let mut t = table(10);
+        t.adopt_successors(peer(20), &[], |_| true);
+        t.set_predecessor(Some(peer(5)));
+        assert_eq!(t.local_owner(Id::from_high_u64(7)), Some(peer(10)));
+        assert_eq!(t.local_owner(Id::from_high_u64(10)), Some(peer(10)));
+        assert_eq!(t.local_owner(Id::from_high_u64(15)), Some(peer(20)));
+        assert_eq!(t.local_owner(Id::from_high_u64(20)), Some(peer(20)));
+        assert_eq!(t.local_owner(Id::from_high_u64(25)), None);
+    }
+
+    #[test]
+    fn fingers_equal_to_the_successor_are_not_stored() {
+        let mut t = table(0);
+        t.adopt_successors(peer(1), &[], |_| true);
+        // Finger 255 starts half way round: far beyond the successor.
+        t.set_finger(255, peer(1u64 << 63));
+        // Finger 0 starts at me + 1: inside (me, successor].
+        t.set_finger(0, peer(1));
+        let fingers: Vec<_> = t.fingers().collect();
+        assert_eq!(fingers, vec![(255, peer(1u64 << 63))]);
+    }
+
+    #[test]
+    fn closest_preceding_orders_by_closeness_to_target() {
+        let mut t = table(0);
+        t.adopt_successors(peer(10), &[peer(20), peer(30)], |_| true);
+        t.set_finger(255, peer(1u64 << 63));
+        let hops = t.closest_preceding(Id::from_high_u64(25), 8);
+        assert_eq!(hops, vec![peer(20), peer(10)]);
+        let far = t.closest_preceding(Id::from_high_u64(u64::MAX), 8);
+        assert_eq!(far[0], peer(1u64 << 63));
+    }
+
+    proptest! {
+        /// Whatever lists are adopted, the table's invariants hold.
+        #[test]
+        fn successor_list_invariants_hold(me in any::<u64>(), first in any::<u64>(), rest in proptest::collection::vec(any::<u64>(), 0..12)) {
+            let mut t = RoutingTable::new(peer(me), 8);
+            let rest: Vec<Peer> = rest.into_iter().map(peer).collect();
+            t.adopt_successors(peer(first), &rest, |_| true);
+            let list = t.successors();
+            prop_assert!(list.len() <= 8);
+            prop_assert!(list.iter().all(|p| p.id != peer(me).id));
+            for (i, p) in list.iter().enumerate() {
+                prop_assert!(list[i + 1..].iter().all(|q| q.id != p.id));
+            }
+            prop_assert!(is_ring_ordered(peer(me).id.id(), list));
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Adaptive request timeouts from measured round trips (RFC 6298): a timeout
+//! follows the smoothed round trip plus four deviations, within configured bounds.
+//! Dead peers are thus detected in a few round trips, not a fixed second.
+
+use crate::config::RtoConfig;
+use std::time::Duration;
+
+/// Smoothed round-trip time and its variation.
+#[derive(Clone, Debug)]
+pub struct RttEstimator {
+    smoothed: Option<Duration>,
+    variation: Duration,
+    bounds: RtoConfig,
+}
+
+impl RttEstimator {
+    pub fn new(bounds: RtoConfig) -> RttEstimator {
+        RttEstimator {
+            smoothed: None,
+            variation: Duration::ZERO,
+            bounds,
+        }
+    }
+
+    /// Feeds one measured round trip.
+    pub fn sample(&mut self, rtt: Duration) {
+        match self.smoothed {
+            None => {
+                self.smoothed = Some(rtt);
+                self.variation = rtt / 2;
+            }
+            Some(srtt) => {
+                let deviation = if srtt > rtt { srtt - rtt } else { rtt - srtt };
+                self.variation = (self.variation * 3 + deviation) / 4;
+                self.smoothed = Some((srtt * 7 + rtt) / 8);
+            }
+        }
+    }
+
+    /// The smoothed round trip, once measured.
+    pub fn smoothed(&self) -> Option<Duration> {
+        self.smoothed
+    }
+
+    /// How long to wait for an answer before calling the peer unresponsive.
+    pub fn timeout(&self) -> Duration {
+        match self.smoothed {
+            None => self.bounds.initial,
+            Some(srtt) => (srtt + self.variation * 4).clamp(self.bounds.min, self.bounds.max),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn starts_at_the_initial_timeout() {
+        assert_eq!(RttEstimator::new(RtoConfig::default()).timeout(), ms(1000));
+    }
+
+    #[test]
+    fn fast_peers_get_the_minimum_timeout() {
+        let mut rtt = RttEstimator::new(RtoConfig::default());
+        for _ in 0..20 {
+            rtt.sample(Duration::from_micros(300));
+        }
+        assert_eq!(rtt.timeout(), ms(50));
+    }
+
+    #[test]
+    fn timeout_follows_slow_round_trips_and_caps() {
+        let mut rtt = RttEstimator::new(RtoConfig::default());
+        for _ in 0..20 {
+            rtt.sample(ms(200));
+        }
+        let timeout = rtt.timeout();
+        assert!(timeout >= ms(200) && timeout < ms(400), "{timeout:?}");
+        for _ in 0..20 {
+            rtt.sample(ms(10_000));
+        }
+        assert_eq!(rtt.timeout(), ms(3000));
+    }
+}

@@ -1,0 +1,461 @@
+//! Rings of core state machines over an in-memory network with a virtual
+//! clock: joins, crashes, leaves and restarts, checked against the true
+//! membership. Small and fast; the large runs belong to the simulator.
+
+use cairn_core::wire::{Request, Response};
+use cairn_core::{Action, Id, NodeId, Peer, RingConfig, RingEvent, RingNode, RpcId};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::time::Duration;
+
+const LATENCY: Duration = Duration::from_millis(2);
+const STEP: Duration = Duration::from_millis(5);
+
+enum Delivery {
+    Request {
+        from: Peer,
+        to: NodeId,
+        rpc: RpcId,
+        request: Request,
+    },
+    Response {
+        to: NodeId,
+        rpc: RpcId,
+        response: Response,
+    },
+}
+
+struct Net {
+    now: Duration,
+    nodes: BTreeMap<NodeId, RingNode>,
+    queue: BinaryHeap<Reverse<(Duration, u64)>>,
+    in_flight: BTreeMap<u64, Delivery>,
+    seq: u64,
+    lookups:
+        BTreeMap<(NodeId, u64), Result<cairn_core::LookupAnswer, cairn_core::lookup::LookupError>>,
+    events: Vec<(NodeId, RingEvent)>,
+    config: RingConfig,
+}
+
+fn peer(n: u64) -> Peer {
+    // Spread ids over the ring with a multiplicative hash so that order differs from n.
+    let high = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    Peer {
+        id: NodeId(Id::from_high_u64(high)),
+        addr: format!("127.0.0.1:{}", 10_000 + n).parse().expect("addr"),
+    }
+}
+
+impl Net {
+    fn new() -> Net {
+        Net {
+            now: Duration::ZERO,
+            nodes: BTreeMap::new(),
+            queue: BinaryHeap::new(),
+            in_flight: BTreeMap::new(),
+            seq: 0,
+            lookups: BTreeMap::new(),
+            events: Vec::new(),
+            config: RingConfig::default(),
+        }
+    }
+
+    fn start(&mut self, n: u64, via: Option<u64>) -> NodeId {
+        let me = peer(n);
+        let mut node = RingNode::new(me, self.config.clone(), n, self.now);
+        if let Some(via) = via {
+            node.join(self.now, peer(via));
+        }
+        self.nodes.insert(me.id, node);
+        self.drain(me.id);
+        me.id
+    }
+
+    fn crash(&mut self, n: u64) {
+        self.nodes.remove(&peer(n).id);
+    }
+
+    /// Stops every node whose join failed, as the real node exits.
+    fn retire_failed_joins(&mut self) {
+        let failed: Vec<NodeId> = self
+            .events
+            .iter()
+            .filter(|(_, e)| matches!(e, RingEvent::JoinFailed { .. }))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in failed {
+            self.nodes.remove(&id);
+        }
+        self.events
+            .retain(|(_, e)| !matches!(e, RingEvent::JoinFailed { .. }));
+    }
+
+    fn leave(&mut self, n: u64) {
+        let id = peer(n).id;
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.leave(self.now);
+        }
+        self.drain(id);
+    }
+
+    fn schedule(&mut self, delivery: Delivery) {
+        self.seq += 1;
+        self.in_flight.insert(self.seq, delivery);
+        self.queue.push(Reverse((self.now + LATENCY, self.seq)));
+    }
+
+    fn drain(&mut self, id: NodeId) {
+        loop {
+            let Some(node) = self.nodes.get_mut(&id) else {
+                return;
+            };
+            let me = node.me();
+            let Some(action) = node.poll_action() else {
+                return;
+            };
+            match action {
+                Action::Send { rpc, to, request } => self.schedule(Delivery::Request {
+                    from: me,
+                    to: to.id,
+                    rpc,
+                    request,
+                }),
+                Action::LookupDone { lookup, result } => {
+                    self.lookups.insert((id, lookup), result);
+                }
+                Action::Event(event) => self.events.push((id, event)),
+            }
+        }
+    }
+
+    /// Runs the network for `duration` of virtual time.
+    fn run(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        while self.now < end {
+            self.now += STEP;
+            while let Some(Reverse((at, seq))) = self.queue.peek().copied() {
+                if at > self.now {
+                    break;
+                }
+                self.queue.pop();
+                let Some(delivery) = self.in_flight.remove(&seq) else {
+                    continue;
+                };
+                match delivery {
+                    Delivery::Request {
+                        from,
+                        to,
+                        rpc,
+                        request,
+                    } => {
+                        let now = self.now;
+                        let Some(node) = self.nodes.get_mut(&to) else {
+                            continue;
+                        };
+                        let response = node.handle_request(now, from, request);
+                        self.drain(to);
+                        self.schedule(Delivery::Response {
+                            to: from.id,
+                            rpc,
+                            response,
+                        });
+                    }
+                    Delivery::Response { to, rpc, response } => {
+                        let now = self.now;
+                        let Some(node) = self.nodes.get_mut(&to) else {
+                            continue;
+                        };
+                        node.handle_response(now, rpc, response);
+                        self.drain(to);
+                    }
+                }
+            }
+            let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+            for id in ids {
+                let now = self.now;
+                let node = self.nodes.get_mut(&id).expect("node");
+                if node.poll_timeout().is_some_and(|t| t <= now) {
+                    node.handle_timeout(now);
+                    self.drain(id);
+                }
+            }
+        }
+    }
+
+    /// Runs until the ring is correct, or fails after `limit`. Returns the time taken.
+    fn converge(&mut self, limit: Duration) -> Duration {
+        let start = self.now;
+        loop {
+            if self.check().is_ok() {
+                return self.now - start;
+            }
+            if self.now - start > limit {
+                for node in self.nodes.values() {
+                    eprintln!(
+                        "{} {:?} pred {:?} succ {:?} dead-known {:?}",
+                        node.me().id.short(),
+                        node.phase(),
+                        node.routing().predecessor().map(|p| p.id.short()),
+                        node.routing()
+                            .successors()
+                            .iter()
+                            .map(|p| p.id.short())
+                            .collect::<Vec<_>>(),
+                        self.nodes
+                            .keys()
+                            .filter(|id| node.is_dead(**id))
+                            .map(|id| id.short())
+                            .collect::<Vec<_>>(),
+                    );
+                }
+                panic!(
+                    "no convergence after {limit:?}: {}",
+                    self.check().unwrap_err()
+                );
+            }
+            self.run(Duration::from_millis(100));
+        }
+    }
+
+    /// The invariants of DESIGN.md against the true membership.
+    fn check(&self) -> Result<(), String> {
+        let live: Vec<Peer> = self.nodes.values().map(|n| n.me()).collect();
+        let count = live.len();
+        let list_len = self.config.successor_list_len.min(count - 1);
+        for (i, node) in self.nodes.values().enumerate() {
+            let me = node.me();
+            let expected: Vec<Peer> = (1..=list_len).map(|k| live[(i + k) % count]).collect();
+            let got = node.routing().successors().to_vec();
+            if got != expected {
+                return Err(format!(
+                    "{} successors {:?}, expected {:?}",
+                    me.id.short(),
+                    got.iter().map(|p| p.id.short()).collect::<Vec<_>>(),
+                    expected.iter().map(|p| p.id.short()).collect::<Vec<_>>()
+                ));
+            }
+            let expected_predecessor = (count > 1).then(|| live[(i + count - 1) % count]);
+            if node.routing().predecessor() != expected_predecessor {
+                return Err(format!(
+                    "{} has predecessor {:?}",
+                    me.id.short(),
+                    node.routing().predecessor()
+                ));
+            }
+            if *node.phase() != cairn_core::Phase::Active {
+                return Err(format!("{} is in phase {:?}", me.id.short(), node.phase()));
+            }
+        }
+        Ok(())
+    }
+
+    fn true_successor(&self, target: Id) -> Peer {
+        let live: Vec<Peer> = self.nodes.values().map(|n| n.me()).collect();
+        live.iter()
+            .copied()
+            .find(|p| p.id.id() >= target)
+            .unwrap_or(live[0])
+    }
+
+    /// Starts a lookup at node `from` and runs until it finishes.
+    fn lookup(&mut self, from: NodeId, target: Id) -> cairn_core::LookupAnswer {
+        let now = self.now;
+        let id = self
+            .nodes
+            .get_mut(&from)
+            .expect("node")
+            .start_lookup(now, target);
+        self.drain(from);
+        for _ in 0..2000 {
+            if let Some(result) = self.lookups.remove(&(from, id)) {
+                return result.expect("lookup failed");
+            }
+            self.run(STEP);
+        }
+        panic!("lookup did not finish");
+    }
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn ring_of(count: u64) -> Net {
+    let mut net = Net::new();
+    net.start(0, None);
+    for n in 1..count {
+        net.start(n, Some(0));
+        net.run(Duration::from_millis(50));
+    }
+    net.converge(secs(30));
+    net
+}
+
+#[test]
+fn a_ring_of_one_owns_everything() {
+    let mut net = ring_of(1);
+    let only = peer(0);
+    let answer = net.lookup(only.id, Id::from_high_u64(12345));
+    assert_eq!(answer.node, only);
+    assert_eq!(answer.hops, 0);
+}
+
+#[test]
+fn rings_of_two_and_three_form_by_joins() {
+    for count in [2, 3] {
+        let net = ring_of(count);
+        assert_eq!(net.nodes.len() as u64, count);
+    }
+}
+
+#[test]
+fn a_ring_of_twenty_forms_and_fills_fingers() {
+    let mut net = ring_of(20);
+    net.run(secs(30));
+    let fingers: usize = net
+        .nodes
+        .values()
+        .map(|n| n.routing().fingers().count())
+        .sum();
+    assert!(fingers > 20, "fingers in use across the ring: {fingers}");
+}
+
+#[test]
+fn lookups_from_every_node_reach_the_true_successor() {
+    let mut net = ring_of(16);
+    net.run(secs(20));
+    let ids: Vec<NodeId> = net.nodes.keys().copied().collect();
+    let mut hops = 0;
+    let mut count = 0;
+    for (i, from) in ids.iter().enumerate() {
+        for k in 0..8u64 {
+            let target =
+                Id::from_high_u64((i as u64 * 1000 + k).wrapping_mul(0xd1b5_4a32_d192_ed03));
+            let answer = net.lookup(*from, target);
+            assert_eq!(
+                answer.node,
+                net.true_successor(target),
+                "lookup of {target:?} from {from:?}"
+            );
+            hops += answer.hops;
+            count += 1;
+        }
+    }
+    let mean = hops as f64 / count as f64;
+    assert!(mean < 4.0, "mean hops {mean} in a ring of 16");
+}
+
+#[test]
+fn two_adjacent_crashes_in_a_ring_of_five_heal() {
+    let mut net = ring_of(5);
+    let live: Vec<Peer> = net.nodes.values().map(|n| n.me()).collect();
+    let first = live[1];
+    let second = live[2];
+    net.nodes.remove(&first.id);
+    net.nodes.remove(&second.id);
+    let took = net.converge(secs(30));
+    assert!(took < secs(10), "healing took {took:?}");
+}
+
+#[test]
+fn seven_consecutive_crashes_in_a_ring_of_twenty_heal() {
+    let mut net = ring_of(20);
+    let live: Vec<Peer> = net.nodes.values().map(|n| n.me()).collect();
+    for peer in &live[3..10] {
+        net.nodes.remove(&peer.id);
+    }
+    net.converge(secs(60));
+}
+
+#[test]
+fn a_ring_of_three_survives_a_crash_and_shrinks_to_two_then_one() {
+    let mut net = ring_of(3);
+    let live: Vec<Peer> = net.nodes.values().map(|n| n.me()).collect();
+    net.nodes.remove(&live[0].id);
+    net.converge(secs(30));
+    net.nodes.remove(&live[1].id);
+    net.converge(secs(30));
+    assert_eq!(net.nodes.len(), 1);
+}
+
+#[test]
+fn a_graceful_leave_repairs_neighbours_at_once() {
+    let mut net = ring_of(5);
+    let live: Vec<Peer> = net.nodes.values().map(|n| n.me()).collect();
+    let (before, leaver, after) = (live[1], live[2], live[3]);
+    let n = (0..5).find(|n| peer(*n) == leaver).expect("leaver");
+    net.leave(n);
+    net.run(Duration::from_millis(20));
+    assert!(
+        net.events
+            .iter()
+            .any(|(id, e)| *id == leaver.id && *e == RingEvent::Left),
+        "the leaver finished its leave"
+    );
+    net.crash(n);
+    // Its neighbours were told directly: no timeout was needed.
+    assert_eq!(net.nodes[&before.id].routing().successor(), Some(after));
+    assert_eq!(net.nodes[&after.id].routing().predecessor(), Some(before));
+    // The rest learn it at their next stabilization.
+    let took = net.converge(secs(5));
+    assert!(took <= Duration::from_millis(1200), "took {took:?}");
+}
+
+#[test]
+fn a_crashed_node_restarts_with_its_id_and_rejoins() {
+    let mut net = ring_of(5);
+    net.crash(2);
+    // Restart at once, before anyone noticed the crash: the old incarnation is still listed.
+    net.start(2, Some(4));
+    net.converge(secs(30));
+    assert_eq!(net.nodes.len(), 5);
+}
+
+#[test]
+fn joining_through_a_dead_bootstrap_fails_after_its_attempts() {
+    let mut net = ring_of(2);
+    let id = net.start(9, Some(77)); // Node 77 never existed.
+    net.run(secs(30));
+    assert!(
+        net.events
+            .iter()
+            .any(|(who, e)| *who == id && matches!(e, RingEvent::JoinFailed { .. })),
+        "a join through a dead peer is reported as failed"
+    );
+}
+
+#[test]
+fn concurrent_joins_and_crashes_converge_for_many_seeds() {
+    for seed in 0..10u64 {
+        let mut net = Net::new();
+        net.start(seed * 100, None);
+        let mut started = vec![seed * 100];
+        let mut state = seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for k in 1..25u64 {
+            let n = seed * 100 + k;
+            let via = started[(next() % started.len() as u64) as usize];
+            net.start(n, Some(via));
+            started.push(n);
+            if next() % 4 == 0 && net.nodes.len() > 3 {
+                let victim = started[(next() % started.len() as u64) as usize];
+                if victim != via {
+                    net.crash(victim);
+                }
+            }
+            net.run(Duration::from_millis(next() % 200));
+            net.retire_failed_joins();
+        }
+        // A node whose join failed exits (as `cairn node` does) rather than start a ring of its own.
+        net.run(secs(20));
+        net.retire_failed_joins();
+        net.converge(secs(60));
+        let keys: BTreeSet<NodeId> = net.nodes.keys().copied().collect();
+        assert!(keys.len() >= 2, "seed {seed}: ring too small");
+    }
+}
