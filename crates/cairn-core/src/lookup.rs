@@ -121,7 +121,7 @@ impl Lookup {
 
     /// `from` answered: ask one of `closer`.
     pub fn on_closer(&mut self, from: NodeId, closer: Vec<Peer>) {
-        if !self.in_flight.is_some_and(|p| p.id == from) {
+        if self.in_flight.is_none_or(|p| p.id != from) {
             return;
         }
         self.in_flight = None;

@@ -30,7 +30,7 @@ impl RttEstimator {
                 self.variation = rtt / 2;
             }
             Some(srtt) => {
-                let deviation = if srtt > rtt { srtt - rtt } else { rtt - srtt };
+                let deviation = srtt.abs_diff(rtt);
                 self.variation = (self.variation * 3 + deviation) / 4;
                 self.smoothed = Some((srtt * 7 + rtt) / 8);
             }
