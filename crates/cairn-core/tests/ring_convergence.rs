@@ -210,7 +210,7 @@ impl Net {
                 }
                 panic!(
                     "no convergence after {limit:?}: {}",
-                    self.check().unwrap_err()
+                    self.check().err().unwrap_or_default()
                 );
             }
             self.run(Duration::from_millis(100));
