@@ -14,6 +14,7 @@
 //! - [`ring`]: the membership state machine (join, stabilize, notify, leave)
 //!   that owns a routing table and drives lookups.
 //! - [`rtt`]: adaptive request timeouts from measured round trips.
+//! - [`limits`]: limits on client input (key length), named and checked at the edge.
 //! - [`config`]: the protocol's settings, with defaults and `validate()`.
 //! - [`rng`]: the seeded RNG (SplitMix64).
 //! - [`wire`]: the messages nodes exchange (their encoding lives in the node).
@@ -23,6 +24,7 @@ pub mod api;
 pub mod config;
 pub mod id;
 pub mod interval;
+pub mod limits;
 pub mod lookup;
 pub mod ring;
 pub mod rng;
