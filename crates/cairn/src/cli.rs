@@ -1,0 +1,477 @@
+//! The command line: flags and subcommands (clap derive), and running the
+//! commands that only talk to a node (`info`, `ring`, `lookup`, `leave`).
+//!
+//! Parsing checks what it can at the edge (addresses, replica count, ring
+//! size) so that a bad flag is a usage error (exit 2) before anything starts.
+//! Starting nodes (`node`, `demo`) is not done here.
+
+use crate::output;
+use cairn_client::{Client, ClientError, DEFAULT_NODE_URL};
+use clap::builder::RangedU64ValueParser;
+use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The most replicas a key may have (`--replicas`).
+pub const MAX_REPLICAS: u8 = 16;
+/// The most nodes `cairn demo` starts in one process (`--nodes`).
+pub const MAX_DEMO_NODES: usize = 64;
+
+const LONG_ABOUT: &str = "\
+Cairn is a peer-to-peer distributed hash table: a ring of equal nodes that \
+stores keys and values, with no central server. Every node routes requests, \
+stores data and answers clients; nodes join through any live node, leave or \
+crash, and the ring heals itself.
+
+Each node serves an HTTP API and a dashboard. `cairn node` and `cairn demo` \
+start nodes; the other commands talk to one running node, chosen with --node.
+
+New here? Run `cairn demo` to start a small ring on this machine; it prints \
+each node's dashboard URL. Then, in another terminal, try `cairn ring` and \
+`cairn lookup hello`.";
+
+/// The help section of `--node` and `--json`, which every command accepts.
+const GLOBAL_OPTIONS: &str = "Global options";
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 ok, 1 key not found, 2 bad usage or input, 3 ring or network error.";
+
+/// Cairn: a peer-to-peer distributed hash table.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// The node to talk to: the URL of its HTTP API (`http://` may be left
+    /// out). Accepted before or after the command.
+    #[arg(
+        long,
+        global = true,
+        help_heading = GLOBAL_OPTIONS,
+        env = "CAIRN_NODE",
+        value_name = "URL",
+        default_value = DEFAULT_NODE_URL
+    )]
+    pub node: String,
+
+    /// Print the API's JSON instead of tables, for scripts. Accepted before or
+    /// after the command.
+    #[arg(long, global = true, help_heading = GLOBAL_OPTIONS)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node: join a ring (or start a new one) and serve the HTTP API.
+    ///
+    /// Without --join, the node starts a ring of its own; give the --listen
+    /// address of any live node to join its ring instead. The node keeps its
+    /// key and data in --data, so it keeps its id across restarts.
+    Node(NodeArgs),
+
+    /// Start a small ring on this machine, in one process, and print each
+    /// node's dashboard URL.
+    ///
+    /// The nodes listen on 127.0.0.1 and stop on Ctrl-C. A good way to try
+    /// Cairn: point the other commands at one of the printed URLs with --node.
+    Demo(DemoArgs),
+
+    /// Show this node: its id, addresses, predecessor, successor list and
+    /// fingers.
+    Info,
+
+    /// List the ring's members in ring order: id, address, HTTP address and
+    /// state (alive, suspect, leaving, dead).
+    ///
+    /// The node walks the ring from itself along successor lists.
+    Ring,
+
+    /// Find the node responsible for KEY, and how many hops and how long it
+    /// took.
+    Lookup {
+        /// The key: 1 to 1024 bytes of UTF-8, not `.` or `..`. Quote it if it
+        /// has spaces; put `--` before it if it starts with `-`.
+        key: String,
+    },
+
+    /// Ask the node to leave the ring gracefully: it hands its data to the
+    /// nodes that take over, tells its neighbours, then stops.
+    Leave,
+}
+
+/// Flags of `cairn node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Address for node-to-node traffic (QUIC over UDP). Other nodes join
+    /// through this address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7000")]
+    pub listen: SocketAddr,
+
+    /// Address of the HTTP API and dashboard, for `cairn` commands and the
+    /// browser.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
+    pub http: SocketAddr,
+
+    /// Directory for the node's key and stored data; created if missing.
+    #[arg(long, value_name = "DIR", default_value = "./cairn-data")]
+    pub data: PathBuf,
+
+    /// Join the ring through the node at HOST:PORT (its --listen address).
+    /// Repeat to give several; the first that answers is used. Without it,
+    /// the node starts a new ring.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub join: Vec<String>,
+
+    /// How many nodes hold each key (the replication factor), 1 to 16.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u8).range(1..=MAX_REPLICAS as i64)
+    )]
+    pub replicas: u8,
+
+    /// File holding a secret shared by the ring's nodes (raw bytes, at least
+    /// 32; make one with `head -c 32 /dev/urandom > cluster.key`). Nodes
+    /// without the same secret are refused. Default: no cluster key.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_key: Option<PathBuf>,
+
+    /// Milliseconds between two rounds of ring maintenance (stabilize):
+    /// lower heals the ring faster and sends more messages.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 500,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub stabilize_ms: u64,
+}
+
+/// Flags of `cairn demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many nodes to start, 1 to 64.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_DEMO_NODES as u64)
+    )]
+    pub nodes: usize,
+
+    /// Directory for the nodes' data, one subdirectory per node; kept after
+    /// exit. Default: a temporary directory, removed on exit.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// File holding a secret that every demo node uses (see `cairn node
+    /// --help`). Default: no cluster key.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_key: Option<PathBuf>,
+}
+
+/// Checks a `--join` value: a host (name, IPv4 or bracketed IPv6) and a port.
+fn parse_host_port(text: &str) -> Result<String, String> {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!(
+            "{text:?} has no port; expected HOST:PORT, e.g. 127.0.0.1:7000"
+        ));
+    };
+    if host.is_empty() {
+        return Err(format!(
+            "{text:?} has no host; expected HOST:PORT, e.g. 127.0.0.1:7000"
+        ));
+    }
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!(
+            "{port:?} is not a port (1 to 65535); expected HOST:PORT, e.g. 127.0.0.1:7000"
+        )),
+        Ok(_) => Ok(text.to_string()),
+    }
+}
+
+/// Runs `info`, `ring`, `lookup` or `leave` against the node at `--node`,
+/// and prints the answer (a table, or the API's JSON with `--json`).
+///
+/// `node` and `demo` start nodes and are not handled here: given one, this
+/// returns a [`ClientError::BadInput`] rather than doing anything.
+pub async fn run_client_command(cli: &Cli) -> Result<(), ClientError> {
+    let text = client_command_output(cli).await?;
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout (e.g. piped into `head`) leaves nothing more to say.
+    let _ = writeln!(stdout, "{text}");
+    Ok(())
+}
+
+/// What [`run_client_command`] prints, without printing it.
+pub async fn client_command_output(cli: &Cli) -> Result<String, ClientError> {
+    let client = Client::new(&cli.node)?;
+    let json = cli.json;
+    Ok(match &cli.command {
+        Command::Info => {
+            let info = client.node_info().await?;
+            if json {
+                output::json(&info)
+            } else {
+                output::info_text(&info)
+            }
+        }
+        Command::Ring => {
+            let ring = client.ring().await?;
+            if json {
+                output::json(&ring)
+            } else {
+                output::ring_text(&ring)
+            }
+        }
+        Command::Lookup { key } => {
+            let view = client.lookup(key).await?;
+            if json {
+                output::json(&view)
+            } else {
+                output::lookup_text(key, &view)
+            }
+        }
+        Command::Leave => {
+            // The leave answer carries no id; ask first, to say who leaves.
+            let id = client.node_info().await?.id;
+            client.leave().await?;
+            if json {
+                output::leave_json(&id)
+            } else {
+                output::leave_text(&id)
+            }
+        }
+        Command::Node(_) | Command::Demo(_) => {
+            return Err(ClientError::BadInput {
+                message: "`cairn node` and `cairn demo` start nodes; they are not sent to --node"
+                    .to_string(),
+            });
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut argv = vec!["cairn"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv) {
+            Ok(cli) => cli,
+            Err(err) => panic!("{args:?} should parse: {err}"),
+        }
+    }
+
+    fn usage_error(args: &[&str]) -> String {
+        let mut argv = vec!["cairn"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv) {
+            Ok(cli) => panic!("{args:?} should be refused, got {cli:?}"),
+            Err(err) => {
+                assert_eq!(err.exit_code(), 2, "{args:?}");
+                err.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn node_and_json_are_accepted_before_or_after_the_command() {
+        let before = parse(&["--node", "http://10.0.0.1:7070", "--json", "ring"]);
+        let after = parse(&["ring", "--node", "http://10.0.0.1:7070", "--json"]);
+        for cli in [before, after] {
+            assert_eq!(cli.node, "http://10.0.0.1:7070");
+            assert!(cli.json);
+            assert!(matches!(cli.command, Command::Ring));
+        }
+        let lookup = parse(&["lookup", "foo", "--json"]);
+        assert!(lookup.json);
+        assert!(matches!(lookup.command, Command::Lookup { ref key } if key == "foo"));
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let cli = parse(&["info"]);
+        assert!(!cli.json);
+        // CAIRN_NODE may be set where the tests run; only check the default
+        // when it is not.
+        if std::env::var_os("CAIRN_NODE").is_none() {
+            assert_eq!(cli.node, "http://127.0.0.1:7070");
+        }
+
+        let Command::Node(node) = parse(&["node"]).command else {
+            panic!("expected node");
+        };
+        assert_eq!(node.listen, "127.0.0.1:7000".parse().expect("addr"));
+        assert_eq!(node.http, "127.0.0.1:7070".parse().expect("addr"));
+        assert_eq!(node.data, PathBuf::from("./cairn-data"));
+        assert!(node.join.is_empty());
+        assert_eq!(node.replicas, 3);
+        assert_eq!(node.cluster_key, None);
+        assert_eq!(node.stabilize_ms, 500);
+
+        let Command::Demo(demo) = parse(&["demo"]).command else {
+            panic!("expected demo");
+        };
+        assert_eq!(demo.nodes, 5);
+        assert_eq!(demo.data, None);
+        assert_eq!(demo.cluster_key, None);
+    }
+
+    #[test]
+    fn node_flags_are_parsed() {
+        let Command::Node(node) = parse(&[
+            "node",
+            "--listen",
+            "0.0.0.0:7001",
+            "--http",
+            "[::1]:8080",
+            "--data",
+            "d1",
+            "--join",
+            "10.0.0.2:7000",
+            "--join",
+            "seed.example:7000",
+            "--replicas",
+            "5",
+            "--cluster-key",
+            "ck",
+            "--stabilize-ms",
+            "100",
+        ])
+        .command
+        else {
+            panic!("expected node");
+        };
+        assert_eq!(node.listen, "0.0.0.0:7001".parse().expect("addr"));
+        assert_eq!(node.http, "[::1]:8080".parse().expect("addr"));
+        assert_eq!(node.join, ["10.0.0.2:7000", "seed.example:7000"]);
+        assert_eq!(node.replicas, 5);
+        assert_eq!(node.cluster_key, Some(PathBuf::from("ck")));
+        assert_eq!(node.stabilize_ms, 100);
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_usage_errors() {
+        usage_error(&["node", "--replicas", "0"]);
+        usage_error(&["node", "--replicas", "17"]);
+        usage_error(&["node", "--stabilize-ms", "0"]);
+        usage_error(&["demo", "--nodes", "0"]);
+        usage_error(&["demo", "--nodes", "65"]);
+        let Command::Node(node) = parse(&["node", "--replicas", "16"]).command else {
+            panic!("expected node");
+        };
+        assert_eq!(node.replicas, 16);
+        let Command::Demo(demo) = parse(&["demo", "--nodes", "64"]).command else {
+            panic!("expected demo");
+        };
+        assert_eq!(demo.nodes, 64);
+    }
+
+    #[test]
+    fn join_needs_a_host_and_a_port() {
+        assert!(usage_error(&["node", "--join", "10.0.0.2"]).contains("no port"));
+        assert!(usage_error(&["node", "--join", ":7000"]).contains("no host"));
+        assert!(usage_error(&["node", "--join", "h:0"]).contains("not a port"));
+        assert!(usage_error(&["node", "--join", "h:http"]).contains("not a port"));
+        assert!(usage_error(&["node", "--listen", "localhost"]).contains("--listen"));
+        let Command::Node(node) = parse(&["node", "--join", "[::1]:7000"]).command else {
+            panic!("expected node");
+        };
+        assert_eq!(node.join, ["[::1]:7000"]);
+    }
+
+    #[test]
+    fn lookup_needs_a_key() {
+        usage_error(&["lookup"]);
+        let cli = parse(&["lookup", "--", "-dash"]);
+        assert!(matches!(cli.command, Command::Lookup { ref key } if key == "-dash"));
+    }
+
+    #[test]
+    fn help_explains_cairn_and_points_at_demo() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(
+            help.contains("peer-to-peer distributed hash table"),
+            "{help}"
+        );
+        assert!(help.contains("cairn demo"), "{help}");
+        assert!(help.contains("[env: CAIRN_NODE"), "{help}");
+        assert!(help.contains("[default: http://127.0.0.1:7070]"), "{help}");
+        assert!(help.contains("Exit codes"), "{help}");
+        for command in ["node", "demo", "info", "ring", "lookup", "leave"] {
+            assert!(
+                help.contains(&format!("  {command} ")),
+                "{command} missing: {help}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_flag_has_help_and_node_flags_show_defaults() {
+        let mut root = Cli::command();
+        root.build();
+        for sub in root.get_subcommands() {
+            assert!(sub.get_about().is_some(), "{} has no help", sub.get_name());
+            for arg in sub.get_arguments() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "{} {} has no help",
+                    sub.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+        let node_help = root
+            .find_subcommand_mut("node")
+            .expect("node subcommand")
+            .render_long_help()
+            .to_string();
+        for default in [
+            "127.0.0.1:7000",
+            "127.0.0.1:7070",
+            "./cairn-data",
+            "[default: 3]",
+            "[default: 500]",
+        ] {
+            assert!(
+                node_help.contains(default),
+                "{default} missing: {node_help}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn node_and_demo_are_not_sent_to_a_node() {
+        for args in [&["node"][..], &["demo"][..]] {
+            let err = client_command_output(&parse(args))
+                .await
+                .expect_err("not a client command");
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_node_that_is_not_running_is_a_network_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let url = format!("http://{addr}");
+        let err = client_command_output(&parse(&["info", "--node", &url]))
+            .await
+            .expect_err("nothing listens");
+        assert_eq!(err.exit_code(), 3);
+        assert!(err.to_string().contains("cairn node"), "{err}");
+    }
+}
