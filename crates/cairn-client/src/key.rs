@@ -8,12 +8,10 @@
 //! node sees the same bytes the user typed.
 
 use crate::ClientError;
+use cairn_core::limits::check_key;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-/// The longest key in bytes of UTF-8. Mirrors the node's own limit
-/// (DESIGN.md, "Limits and bad input": keys are 1 to 1024 bytes); checked
-/// here too so that a bad key fails fast with a clear message.
-pub const MAX_KEY_LEN: usize = 1024;
+pub use cairn_core::limits::MAX_KEY_LEN;
 
 /// Everything but the unreserved characters of RFC 3986.
 const KEY_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -22,30 +20,13 @@ const KEY_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// Checks a key against the limits the node enforces: 1 to [`MAX_KEY_LEN`]
-/// bytes, and neither `.` nor `..`.
+/// Checks a key against the limits the node enforces (the same check,
+/// [`cairn_core::limits::check_key`]): 1 to [`MAX_KEY_LEN`] bytes, and
+/// neither `.` nor `..`. Done before sending so a bad key fails fast.
 pub fn validate_key(key: &str) -> Result<(), ClientError> {
-    if key.is_empty() {
-        return Err(ClientError::BadInput {
-            message: format!("a key is 1 to {MAX_KEY_LEN} bytes of UTF-8; this one is empty"),
-        });
-    }
-    if key.len() > MAX_KEY_LEN {
-        return Err(ClientError::BadInput {
-            message: format!(
-                "a key is 1 to {MAX_KEY_LEN} bytes of UTF-8; this one is {} bytes",
-                key.len()
-            ),
-        });
-    }
-    if key == "." || key == ".." {
-        return Err(ClientError::BadInput {
-            message: format!(
-                "the key {key:?} is not allowed: `.` and `..` cannot be one URL path segment"
-            ),
-        });
-    }
-    Ok(())
+    check_key(key).map_err(|err| ClientError::BadInput {
+        message: err.to_string(),
+    })
 }
 
 /// The key percent-encoded as one URL path segment (`"a/b c%"` becomes
@@ -89,8 +70,8 @@ mod tests {
         assert!(validate_key(&"k".repeat(MAX_KEY_LEN)).is_ok());
         let err = validate_key(&"k".repeat(MAX_KEY_LEN + 1)).expect_err("too long");
         assert!(matches!(err, ClientError::BadInput { .. }));
-        assert!(err.to_string().contains("1 to 1024 bytes"), "{err}");
-        assert!(err.to_string().contains("1025 bytes"), "{err}");
+        assert!(err.to_string().contains("at most 1024 bytes"), "{err}");
+        assert!(err.to_string().contains("is 1025 bytes"), "{err}");
     }
 
     #[test]
