@@ -1,1 +1,18 @@
-//! placeholder
+//! The Cairn daemon: owns sockets and clocks and carries out what the
+//! `cairn-core` state machines decide.
+//!
+//! Modules:
+//! - [`node`]: a running node: the core behind a mutex, the driver task that
+//!   carries out its actions and fires its timers, lookups and the ring walk.
+//! - [`http`]: the HTTP API (axum), JSON errors everywhere.
+//! - [`config`]: the daemon's settings (`NodeConfig`).
+//! - [`transport`]: QUIC between nodes (TLS from the node key, cluster key
+//!   hello, length-prefixed postcard frames, one cached connection per peer).
+
+pub mod config;
+pub mod http;
+pub mod node;
+pub mod transport;
+
+pub use config::NodeConfig;
+pub use node::{Node, NodeError};
