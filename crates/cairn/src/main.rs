@@ -1,1 +1,50 @@
-fn main() {}
+//! The `cairn` command line: parses flags, then either starts nodes (`node`,
+//! `demo`) or calls a node's HTTP API through `cairn-client` and prints.
+//! Exit codes: 0 ok · 1 key not found · 2 bad usage or input · 3 ring/network error.
+
+mod cli;
+mod daemon;
+mod output;
+
+use clap::Parser;
+use std::io::IsTerminal;
+use tracing_subscriber::EnvFilter;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let default_log = match cli.command {
+        cli::Command::Node(_) => "info,quinn=warn,rustls=warn",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_log)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            std::process::exit(3);
+        }
+    };
+    let code = runtime.block_on(async {
+        match &cli.command {
+            cli::Command::Node(args) => daemon::run_node(args).await,
+            cli::Command::Demo(args) => daemon::run_demo(args).await,
+            _ => match cli::run_client_command(&cli).await {
+                Ok(()) => 0,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    error.exit_code()
+                }
+            },
+        }
+    });
+    std::process::exit(code);
+}

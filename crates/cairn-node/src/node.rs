@@ -1,0 +1,474 @@
+//! A running node: the transport, the core state machine behind a mutex, and
+//! the driver task that carries out the core's actions and fires its timers.
+//!
+//! Flow: peers' requests arrive through the transport and are answered by the
+//! core at once ([`RequestHandler`]); every change wakes the driver, which
+//! drains the core's actions (send a request, finish a lookup, report an
+//! event) and sleeps until the core's next timeout. Each outgoing request runs
+//! in its own task and reports its answer or failure back to the core.
+
+use crate::config::NodeConfig;
+use crate::transport::{ClusterKey, RequestHandler, Transport, TransportConfig, TransportError};
+use cairn_core::api::{Finger, Member, MemberState, NodeInfo, RingView};
+use cairn_core::lookup::LookupError;
+use cairn_core::wire::{Request, Response};
+use cairn_core::{Action, Id, LookupAnswer, LookupId, NodeId, Peer, Phase, RingEvent, RingNode};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, oneshot, watch};
+use tracing::{debug, info, warn};
+
+/// Why a node could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("data dir: {0}")]
+    Identity(#[from] cairn_store::identity::IdentityError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("cannot join the ring: {0}")]
+    Join(String),
+    #[error("lookup failed: {0}")]
+    Lookup(#[from] LookupError),
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}
+
+/// How many members `ring_view` walks at most.
+pub const MAX_RING_WALK: usize = 1024;
+
+/// What the driver and the request handler share.
+struct Shared {
+    core: Mutex<RingNode>,
+    origin: Instant,
+    /// Woken whenever the core may have new actions or an earlier timeout.
+    wake: Notify,
+    lookups: Mutex<HashMap<LookupId, oneshot::Sender<Result<LookupAnswer, LookupError>>>>,
+    /// The core's phase as last seen by the driver, for waiting on joins and leaves.
+    phase: watch::Sender<PhaseView>,
+    /// Set when the node should stop (leave request, signal).
+    stop: watch::Sender<bool>,
+}
+
+/// The coarse phase, as observed from outside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PhaseView {
+    Active,
+    Joining,
+    JoinFailed(String),
+    Leaving,
+    Left,
+}
+
+impl Shared {
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn core(&self) -> MutexGuard<'_, RingNode> {
+        // A panic while holding the lock would be a bug in the core; keep serving.
+        self.core
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl RequestHandler for Shared {
+    fn handle(&self, from: Peer, request: Request) -> Response {
+        let now = self.now();
+        let response = self.core().handle_request(now, from, request);
+        self.wake.notify_one();
+        response
+    }
+}
+
+/// A handle on a running node. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    shared: Arc<Shared>,
+    transport: Transport,
+    http: Option<String>,
+}
+
+impl Node {
+    /// Starts a node: loads (or creates) its key, binds QUIC, starts the driver,
+    /// and joins through the first `config.join` address that lets it in.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        config.validate().map_err(NodeError::Config)?;
+        let key = cairn_store::identity::load_or_create_node_key(&config.data_dir)?;
+        let cluster_key = match &config.cluster_key {
+            Some(path) => Some(ClusterKey::from_file(path)?),
+            None => None,
+        };
+        let transport_config = TransportConfig {
+            listen: config.listen,
+            cluster_key,
+            ..TransportConfig::default()
+        };
+        let origin = Instant::now();
+        let (phase, _) = watch::channel(PhaseView::Active);
+        let (stop, _) = watch::channel(false);
+        // The transport needs the handler, the core needs the transport's address:
+        // bind first with a core placeholder, then put the real core in.
+        let placeholder = Peer {
+            id: NodeId(Id::ZERO),
+            addr: config.listen,
+        };
+        let shared = Arc::new(Shared {
+            core: Mutex::new(RingNode::new(
+                placeholder,
+                config.ring.clone(),
+                0,
+                Duration::ZERO,
+            )),
+            origin,
+            wake: Notify::new(),
+            lookups: Mutex::new(HashMap::new()),
+            phase,
+            stop,
+        });
+        let transport = Transport::bind(transport_config, &key, shared.clone())?;
+        let me = Peer {
+            id: transport.local_id(),
+            addr: transport.local_addr(),
+        };
+        let http = config.http.map(|addr| addr.to_string());
+        let mut ring_config = config.ring.clone();
+        ring_config.http = http.clone();
+        let seed = me.id.id().high_u64() ^ u64::from(origin.elapsed().subsec_nanos());
+        *shared.core() = RingNode::new(me, ring_config, seed, shared.now());
+        info!(id = %me.id, addr = %me.addr, "node started");
+        let node = Node {
+            shared,
+            transport,
+            http,
+        };
+        tokio::spawn(drive(node.shared.clone(), node.transport.clone()));
+        if !config.join.is_empty() {
+            node.join(&config.join, config.join_timeout).await?;
+        }
+        Ok(node)
+    }
+
+    /// Joins through the first of `addrs` that answers and lets this node in,
+    /// retrying for up to `timeout`.
+    async fn join(&self, addrs: &[String], timeout: Duration) -> Result<(), NodeError> {
+        let deadline = Instant::now() + timeout;
+        let mut last_error = String::from("no address to join through");
+        while Instant::now() < deadline {
+            for addr in addrs {
+                match self.join_through(addr, deadline).await {
+                    Ok(()) => return Ok(()),
+                    Err(JoinAttempt::Fatal(reason)) => return Err(NodeError::Join(reason)),
+                    Err(JoinAttempt::Retry(reason)) => {
+                        warn!(via = %addr, "join attempt failed: {reason}");
+                        last_error = reason;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(NodeError::Join(format!(
+            "gave up after {timeout:?}: {last_error}"
+        )))
+    }
+
+    async fn join_through(&self, addr: &str, deadline: Instant) -> Result<(), JoinAttempt> {
+        let resolved: SocketAddr = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|e| JoinAttempt::Fatal(format!("cannot resolve {addr}: {e}")))?
+            .next()
+            .ok_or_else(|| JoinAttempt::Fatal(format!("{addr} resolves to no address")))?;
+        let (id, _) = match self.transport.request(resolved, None, &Request::Ping).await {
+            Ok(answer) => answer,
+            Err(error @ TransportError::Refused { .. }) => {
+                return Err(JoinAttempt::Fatal(error.to_string()));
+            }
+            Err(error) => return Err(JoinAttempt::Retry(error.to_string())),
+        };
+        if id == self.id() {
+            return Err(JoinAttempt::Fatal(format!(
+                "{addr} is this node itself; give the address of another member"
+            )));
+        }
+        let mut phase = self.shared.phase.subscribe();
+        {
+            let now = self.shared.now();
+            self.shared.core().join(now, Peer { id, addr: resolved });
+            self.shared.phase.send_replace(PhaseView::Joining);
+        }
+        self.shared.wake.notify_one();
+        let wait = phase.wait_for(|p| !matches!(p, PhaseView::Joining));
+        match tokio::time::timeout_at(deadline.into(), wait).await {
+            Ok(Ok(view)) => match &*view {
+                PhaseView::Active => {
+                    info!(via = %addr, "joined the ring");
+                    Ok(())
+                }
+                PhaseView::JoinFailed(reason) => Err(JoinAttempt::Retry(reason.clone())),
+                other => Err(JoinAttempt::Fatal(format!(
+                    "stopped while joining ({other:?})"
+                ))),
+            },
+            Ok(Err(_)) => Err(JoinAttempt::Fatal("the node stopped".into())),
+            Err(_) => Err(JoinAttempt::Retry(format!(
+                "no answer through {addr} in time"
+            ))),
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.transport.local_id()
+    }
+
+    /// The QUIC address peers reach this node at.
+    pub fn addr(&self) -> SocketAddr {
+        self.transport.local_addr()
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// This node's routing state, for `GET /v1/node`.
+    pub fn info(&self) -> NodeInfo {
+        let core = self.shared.core();
+        let table = core.routing();
+        NodeInfo {
+            id: table.me().id,
+            addr: table.me().addr,
+            http: self.http.clone(),
+            predecessor: table.predecessor(),
+            successors: table.successors().to_vec(),
+            fingers: table
+                .fingers()
+                .map(|(index, node)| Finger {
+                    start: table.finger_start(index),
+                    node,
+                })
+                .collect(),
+        }
+    }
+
+    /// Looks up successor(target), driven by this node.
+    pub async fn lookup(&self, target: Id) -> Result<LookupAnswer, NodeError> {
+        let (answer, wait) = oneshot::channel();
+        {
+            let now = self.shared.now();
+            let mut core = self.shared.core();
+            if matches!(core.phase(), Phase::Leaving { .. } | Phase::Left) {
+                return Err(NodeError::ShuttingDown);
+            }
+            let id = core.start_lookup(now, target);
+            lock(&self.shared.lookups).insert(id, answer);
+        }
+        self.shared.wake.notify_one();
+        match wait.await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(NodeError::ShuttingDown),
+        }
+    }
+
+    /// The members seen by walking successor lists around the ring, starting here.
+    pub async fn ring_view(&self) -> RingView {
+        let (me, mut next) = {
+            let core = self.shared.core();
+            (core.me(), core.routing().successors().to_vec())
+        };
+        let mut members = vec![Member {
+            id: me.id,
+            addr: me.addr,
+            http: self.http.clone(),
+            state: MemberState::Alive,
+        }];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        'walk: while members.len() < MAX_RING_WALK && Instant::now() < deadline {
+            let candidates = std::mem::take(&mut next);
+            for candidate in candidates {
+                match members.iter().find(|m| m.id == candidate.id) {
+                    Some(member) if member.state == MemberState::Dead => continue,
+                    Some(_) => break 'walk, // Around the ring.
+                    None => {}
+                }
+                let answer = self
+                    .transport
+                    .request(candidate.addr, Some(candidate.id), &Request::GetState)
+                    .await;
+                match answer {
+                    Ok((
+                        _,
+                        Response::State {
+                            successors, http, ..
+                        },
+                    )) => {
+                        members.push(Member {
+                            id: candidate.id,
+                            addr: candidate.addr,
+                            http,
+                            state: MemberState::Alive,
+                        });
+                        next = successors;
+                        continue 'walk;
+                    }
+                    Ok((_, other)) => {
+                        debug!(peer = %candidate.id, "ring walk: unexpected answer {other:?}");
+                        members.push(dead_member(candidate));
+                    }
+                    Err(error) => {
+                        debug!(peer = %candidate.id, "ring walk: {error}");
+                        members.push(dead_member(candidate));
+                    }
+                }
+            }
+            break; // Every candidate failed: the walk cannot go on.
+        }
+        RingView { members }
+    }
+
+    /// Leaves the ring gracefully (tells the neighbours), then closes the transport.
+    pub async fn leave(&self) {
+        let mut phase = self.shared.phase.subscribe();
+        {
+            let now = self.shared.now();
+            self.shared.core().leave(now);
+        }
+        self.shared.wake.notify_one();
+        let left = phase.wait_for(|p| *p == PhaseView::Left);
+        if tokio::time::timeout(Duration::from_secs(5), left)
+            .await
+            .is_err()
+        {
+            warn!("neighbours did not confirm the leave in time; stopping anyway");
+        }
+        self.transport.shutdown().await;
+        self.shared.stop.send_replace(true);
+        info!("left the ring");
+    }
+
+    /// Asks the node to stop (as `POST /v1/node/leave` does); whoever waits in
+    /// [`Node::stopped`] then calls [`Node::leave`].
+    pub fn request_stop(&self) {
+        self.shared.stop.send_replace(true);
+    }
+
+    /// Resolves once a stop was requested.
+    pub async fn stopped(&self) {
+        let mut stop = self.shared.stop.subscribe();
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    }
+}
+
+enum JoinAttempt {
+    /// Worth trying again (through this or another address).
+    Retry(String),
+    /// Trying again cannot help (refused, misconfigured).
+    Fatal(String),
+}
+
+fn dead_member(peer: Peer) -> Member {
+    Member {
+        id: peer.id,
+        addr: peer.addr,
+        http: None,
+        state: MemberState::Dead,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The driver: fires the core's timers and carries out its actions, until the node has left.
+async fn drive(shared: Arc<Shared>, transport: Transport) {
+    loop {
+        let (actions, next_timeout, left) = {
+            let now = shared.now();
+            let mut core = shared.core();
+            if core.poll_timeout().is_some_and(|t| t <= now) {
+                core.handle_timeout(now);
+            }
+            let mut actions = Vec::new();
+            while let Some(action) = core.poll_action() {
+                actions.push(action);
+            }
+            (actions, core.poll_timeout(), *core.phase() == Phase::Left)
+        };
+        for action in actions {
+            carry_out(&shared, &transport, action);
+        }
+        if left {
+            return;
+        }
+        let sleep = match next_timeout {
+            Some(at) => at.saturating_sub(shared.now()),
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = shared.wake.notified() => {}
+        }
+    }
+}
+
+fn carry_out(shared: &Arc<Shared>, transport: &Transport, action: Action) {
+    match action {
+        Action::Send { rpc, to, request } => {
+            let shared = shared.clone();
+            let transport = transport.clone();
+            tokio::spawn(async move {
+                let result = transport.request(to.addr, Some(to.id), &request).await;
+                let now = shared.now();
+                match result {
+                    Ok((_, response)) => shared.core().handle_response(now, rpc, response),
+                    Err(error) => {
+                        debug!(peer = %to.id.short(), addr = %to.addr, "request failed: {error}");
+                        shared.core().handle_failure(now, rpc);
+                    }
+                }
+                shared.wake.notify_one();
+            });
+        }
+        Action::LookupDone { lookup, result } => {
+            if let Some(waiter) = lock(&shared.lookups).remove(&lookup) {
+                let _ = waiter.send(result);
+            }
+        }
+        Action::Event(event) => report(shared, event),
+    }
+}
+
+fn report(shared: &Shared, event: RingEvent) {
+    match event {
+        RingEvent::Joined { successor } => {
+            info!(successor = %successor.id.short(), addr = %successor.addr, "joined: successor answered");
+            shared.phase.send_replace(PhaseView::Active);
+        }
+        RingEvent::JoinFailed { reason } => {
+            warn!("join failed: {reason}");
+            shared.phase.send_replace(PhaseView::JoinFailed(reason));
+        }
+        RingEvent::SuccessorChanged { successor } => match successor {
+            Some(peer) => {
+                info!(successor = %peer.id.short(), addr = %peer.addr, "successor changed")
+            }
+            None => info!("no successor: alone on the ring"),
+        },
+        RingEvent::PredecessorChanged { predecessor } => match predecessor {
+            Some(peer) => {
+                info!(predecessor = %peer.id.short(), addr = %peer.addr, "predecessor changed")
+            }
+            None => info!("predecessor cleared"),
+        },
+        RingEvent::PeerFailed { peer } => {
+            warn!(peer = %peer.id.short(), addr = %peer.addr, "peer did not answer: dropped from the routing table")
+        }
+        RingEvent::Left => {
+            shared.phase.send_replace(PhaseView::Left);
+        }
+    }
+}
