@@ -217,6 +217,13 @@ impl RingNode {
         self.rtt.smoothed()
     }
 
+    /// Feeds a round trip measured outside the core (e.g. the caller's ping of
+    /// a bootstrap address), so that a new node's first timeouts already fit
+    /// the network instead of the initial guess.
+    pub fn record_rtt(&mut self, rtt: Duration) {
+        self.rtt.sample(rtt);
+    }
+
     /// Requests sent and not yet answered.
     pub fn pending_requests(&self) -> usize {
         self.pending.len()

@@ -182,6 +182,7 @@ impl Node {
             .map_err(|e| JoinAttempt::Fatal(format!("cannot resolve {addr}: {e}")))?
             .next()
             .ok_or_else(|| JoinAttempt::Fatal(format!("{addr} resolves to no address")))?;
+        let pinged = Instant::now();
         let (id, _) = match self.transport.request(resolved, None, &Request::Ping).await {
             Ok(answer) => answer,
             Err(error @ TransportError::Refused { .. }) => {
@@ -195,9 +196,13 @@ impl Node {
             )));
         }
         let mut phase = self.shared.phase.subscribe();
+        // The first ping includes the handshake: an upper bound of a round trip.
+        let rtt = pinged.elapsed();
         {
             let now = self.shared.now();
-            self.shared.core().join(now, Peer { id, addr: resolved });
+            let mut core = self.shared.core();
+            core.record_rtt(rtt);
+            core.join(now, Peer { id, addr: resolved });
             self.shared.phase.send_replace(PhaseView::Joining);
         }
         self.shared.wake.notify_one();

@@ -53,6 +53,7 @@ mod close_code {
     pub const SHUTDOWN: u32 = 1;
     pub const REFUSED: u32 = 2;
     pub const BAD_PEER: u32 = 3;
+    pub const TIMED_OUT: u32 = 4;
 }
 /// Application codes to reset or stop one stream.
 mod stream_code {
@@ -274,10 +275,17 @@ impl Transport {
         let limit = self.inner.request_timeout;
         match timeout(limit, self.request_unbounded(to, expected, request)).await {
             Ok(result) => result,
-            Err(_) => Err(TransportError::Timeout {
-                addr: to,
-                after: limit,
-            }),
+            Err(_) => {
+                // A peer silent for a whole request is most likely gone (crashed,
+                // or restarted with a new endpoint that ignores the old
+                // connection): drop the connection so the next request redials
+                // instead of waiting for the idle timeout.
+                self.inner.close_cached(to);
+                Err(TransportError::Timeout {
+                    addr: to,
+                    after: limit,
+                })
+            }
         }
     }
 
@@ -445,6 +453,23 @@ impl Inner {
         // Only the map holds the slot: nobody waits on it, so it can go.
         if unused && Arc::strong_count(slot) == 1 {
             slots.remove(&addr);
+        }
+    }
+
+    /// Closes and forgets the cached connection to `addr`, if any (unless a dial is under way).
+    fn close_cached(&self, addr: SocketAddr) {
+        let Some(slot) = lock(&self.slots).get(&addr).cloned() else {
+            return;
+        };
+        let Ok(mut state) = slot.state.try_lock() else {
+            return;
+        };
+        if let Some(established) = state.established.take() {
+            debug!(peer = %addr, "request timed out: closing the connection");
+            established.connection.close(
+                VarInt::from_u32(close_code::TIMED_OUT),
+                b"request timed out",
+            );
         }
     }
 
