@@ -39,7 +39,10 @@ mod tests {
     #[test]
     fn empty_long_and_reserved_keys_fail() {
         assert_eq!(check_key(""), Err(KeyError::Empty));
-        assert_eq!(check_key(&"x".repeat(MAX_KEY_LEN + 1)), Err(KeyError::TooLong(1025)));
+        assert_eq!(
+            check_key(&"x".repeat(MAX_KEY_LEN + 1)),
+            Err(KeyError::TooLong(1025))
+        );
         assert_eq!(check_key("."), Err(KeyError::Reserved));
         assert_eq!(check_key(".."), Err(KeyError::Reserved));
     }

@@ -21,7 +21,15 @@ pub enum LookupStep {
     /// A request is under way; nothing to do until it is answered or times out.
     Wait,
     /// Finished.
-    Done(Result<Peer, LookupError>),
+    Done(Result<Owner, LookupError>),
+}
+
+/// The answer of a lookup: successor(target), and the nodes after it as the
+/// answerer knew them (to fall back on if the owner turns out to be dead).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub node: Peer,
+    pub next: Vec<Peer>,
 }
 
 /// Why a lookup failed.
@@ -48,7 +56,7 @@ pub struct Lookup {
     in_flight: Option<Peer>,
     failed: usize,
     hops: u32,
-    result: Option<Result<Peer, LookupError>>,
+    result: Option<Result<Owner, LookupError>>,
 }
 
 impl Lookup {
@@ -70,7 +78,7 @@ impl Lookup {
     }
 
     /// A lookup already answered locally, in zero hops.
-    pub fn finished(target: Id, owner: Peer, now: Duration) -> Lookup {
+    pub fn finished(target: Id, owner: Owner, now: Duration) -> Lookup {
         let mut lookup = Lookup::new(target, Vec::new(), now, Duration::ZERO);
         lookup.result = Some(Ok(owner));
         lookup
@@ -111,7 +119,7 @@ impl Lookup {
     }
 
     /// `from` answered: the successor of the target is `owner`.
-    pub fn on_found(&mut self, from: NodeId, owner: Peer) {
+    pub fn on_found(&mut self, from: NodeId, owner: Owner) {
         if self.in_flight.is_some_and(|p| p.id == from) {
             self.in_flight = None;
             self.hops += 1;
@@ -202,6 +210,13 @@ mod tests {
         }
     }
 
+    fn owner(n: u64) -> Owner {
+        Owner {
+            node: peer(n),
+            next: vec![peer(n + 1)],
+        }
+    }
+
     fn at(ms: u64) -> Duration {
         Duration::from_millis(ms)
     }
@@ -215,8 +230,8 @@ mod tests {
         lookup.on_closer(peer(50).id, vec![peer(90), peer(40), peer(120)]);
         // 40 is behind the node that answered, 120 past the target: only 90 is progress.
         assert_eq!(lookup.next(at(2)), LookupStep::Ask(peer(90)));
-        lookup.on_found(peer(90).id, peer(110));
-        assert_eq!(lookup.next(at(3)), LookupStep::Done(Ok(peer(110))));
+        lookup.on_found(peer(90).id, owner(110));
+        assert_eq!(lookup.next(at(3)), LookupStep::Done(Ok(owner(110))));
         assert_eq!(lookup.hops(), 2);
     }
 
@@ -227,8 +242,8 @@ mod tests {
         assert_eq!(lookup.next(at(0)), LookupStep::Ask(peer(50)));
         lookup.on_failure(peer(50).id);
         assert_eq!(lookup.next(at(60)), LookupStep::Ask(peer(10)));
-        lookup.on_found(peer(10).id, peer(110));
-        assert_eq!(lookup.next(at(61)), LookupStep::Done(Ok(peer(110))));
+        lookup.on_found(peer(10).id, owner(110));
+        assert_eq!(lookup.next(at(61)), LookupStep::Done(Ok(owner(110))));
         assert_eq!(lookup.hops(), 1);
     }
 
@@ -237,7 +252,7 @@ mod tests {
         let target = Id::from_high_u64(100);
         let mut lookup = Lookup::new(target, vec![peer(50)], at(0), at(5000));
         assert_eq!(lookup.next(at(0)), LookupStep::Ask(peer(50)));
-        lookup.on_found(peer(77).id, peer(1));
+        lookup.on_found(peer(77).id, owner(1));
         assert_eq!(lookup.next(at(1)), LookupStep::Wait);
     }
 

@@ -26,13 +26,16 @@
 use crate::config::RingConfig;
 use crate::id::{Id, NodeId};
 use crate::interval::between_open;
-use crate::lookup::{Lookup, LookupError, LookupStep};
+use crate::lookup::{Lookup, LookupError, LookupStep, Owner};
 use crate::rng::Rng;
 use crate::routing::RoutingTable;
 use crate::rtt::RttEstimator;
 use crate::wire::{Peer, Request, Response};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
+
+/// How many recently heard peers a node remembers as a last resort.
+pub const ACQUAINTANCES: usize = 16;
 
 /// Names one request this node sent, so that its answer can be matched.
 pub type RpcId = u64;
@@ -159,6 +162,11 @@ pub struct RingNode {
     next_stabilize: Duration,
     next_check_predecessor: Duration,
     next_fix_finger: Duration,
+    /// Peers heard from lately (answers and requests), most recent last, at most
+    /// [`ACQUAINTANCES`]: the way back into the ring if every neighbour is lost.
+    acquaintances: VecDeque<Peer>,
+    /// True once this node had a successor: an isolated node that was a member rejoins.
+    was_member: bool,
     /// What the caller was last told, so that changes become events.
     reported_successor: Option<Peer>,
     reported_predecessor: Option<Peer>,
@@ -185,6 +193,8 @@ impl RingNode {
             next_stabilize: now,
             next_check_predecessor: now,
             next_fix_finger: now,
+            acquaintances: VecDeque::new(),
+            was_member: false,
             reported_successor: None,
             reported_predecessor: None,
             actions: VecDeque::new(),
@@ -291,6 +301,7 @@ impl RingNode {
     pub fn handle_request(&mut self, now: Duration, from: Peer, request: Request) -> Response {
         self.dead.remove(&from.id);
         self.table.refresh_address(from);
+        self.remember(from);
         if matches!(self.phase, Phase::Left) {
             return Response::Error {
                 reason: "this node has left the ring".into(),
@@ -319,8 +330,8 @@ impl RingNode {
                 Response::Ack
             }
             Request::Ping => Response::Pong,
-            Request::FindSuccessor { target } => match self.table.local_owner(target) {
-                Some(owner) => Response::Found { node: owner },
+            Request::FindSuccessor { target } => match self.table.local_owner_with_next(target) {
+                Some((node, next)) => Response::Found { node, next },
                 None => Response::Closer {
                     candidates: self
                         .table
@@ -347,6 +358,7 @@ impl RingNode {
         self.rtt.sample(now.saturating_sub(pending.sent_at));
         self.dead.remove(&pending.to.id);
         let from = pending.to;
+        self.remember(from);
         match (pending.purpose, response) {
             (
                 Purpose::Stabilize,
@@ -364,9 +376,9 @@ impl RingNode {
             }
             (Purpose::Notify, Response::Ack) => {}
             (Purpose::CheckPredecessor, Response::Pong) => self.checking_predecessor = false,
-            (Purpose::Lookup(id), Response::Found { node }) => {
+            (Purpose::Lookup(id), Response::Found { node, next }) => {
                 if let Some(running) = self.lookups.get_mut(&id) {
-                    running.lookup.on_found(from.id, node);
+                    running.lookup.on_found(from.id, Owner { node, next });
                 }
                 self.drive_lookup(now, id);
             }
@@ -481,6 +493,14 @@ impl RingNode {
         rpc
     }
 
+    fn remember(&mut self, peer: Peer) {
+        self.acquaintances.retain(|p| p.id != peer.id);
+        if self.acquaintances.len() == ACQUAINTANCES {
+            self.acquaintances.pop_front();
+        }
+        self.acquaintances.push_back(peer);
+    }
+
     fn stabilize(&mut self, now: Duration) {
         if self.stabilizing || matches!(self.phase, Phase::Leaving { .. } | Phase::Left) {
             return;
@@ -492,13 +512,38 @@ impl RingNode {
                 .predecessor()
                 .or_else(|| self.table.nearest_known_after_me())
             else {
+                self.rejoin_if_isolated(now);
                 return;
             };
             self.table.adopt_successors(candidate, &[], |_| true);
         }
+        self.was_member |= self.phase == Phase::Active;
         if let Some(successor) = self.table.successor() {
             self.stabilizing = true;
             self.send(now, successor, Request::GetState, Purpose::Stabilize);
+        }
+    }
+
+    /// A member that lost every neighbour (all of them crashed at once) joins
+    /// again through a peer it heard from lately, rather than stay a ring of one.
+    fn rejoin_if_isolated(&mut self, now: Duration) {
+        if !self.was_member || self.phase != Phase::Active {
+            return;
+        }
+        let via = self
+            .acquaintances
+            .iter()
+            .rev()
+            .find(|p| !self.dead.contains_key(&p.id))
+            .or(self.acquaintances.back())
+            .copied();
+        if let Some(bootstrap) = via {
+            self.acquaintances.retain(|p| p.id != bootstrap.id);
+            self.phase = Phase::Joining {
+                bootstrap,
+                attempts: 0,
+            };
+            self.start_join_lookup(now, bootstrap);
         }
     }
 
@@ -518,6 +563,7 @@ impl RingNode {
         });
         if let Phase::Joining { .. } = self.phase {
             self.phase = Phase::Active;
+            self.was_member = true;
             self.actions
                 .push_back(Action::Event(RingEvent::Joined { successor }));
         }
@@ -698,8 +744,8 @@ impl RingNode {
     fn launch_lookup(&mut self, now: Duration, target: Id, kind: LookupKind) -> LookupId {
         let id = self.next_lookup;
         self.next_lookup += 1;
-        let lookup = match self.table.local_owner(target) {
-            Some(owner) => Lookup::finished(target, owner, now),
+        let lookup = match self.table.local_owner_with_next(target) {
+            Some((node, next)) => Lookup::finished(target, Owner { node, next }, now),
             None => Lookup::new(
                 target,
                 self.table.closest_preceding(target, usize::MAX),
@@ -719,9 +765,9 @@ impl RingNode {
         if running.lookup.is_starved() && running.kind != LookupKind::Join {
             // Every candidate failed: what the routing table knows now may help.
             let target = running.lookup.target();
-            if let Some(owner) = self.table.local_owner(target) {
+            if let Some((node, next)) = self.table.local_owner_with_next(target) {
                 if let Some(running) = self.lookups.remove(&id) {
-                    self.complete_lookup(now, id, running, Ok(owner));
+                    self.complete_lookup(now, id, running, Ok(Owner { node, next }));
                 }
                 return;
             }
@@ -752,14 +798,14 @@ impl RingNode {
         now: Duration,
         id: LookupId,
         running: RunningLookup,
-        result: Result<Peer, LookupError>,
+        result: Result<Owner, LookupError>,
     ) {
         match running.kind {
             LookupKind::User => {
                 let lookup = &running.lookup;
-                let result = result.map(|node| LookupAnswer {
+                let result = result.map(|owner| LookupAnswer {
                     target: lookup.target(),
-                    node,
+                    node: self.first_live(&owner),
                     hops: lookup.hops(),
                     elapsed: now.saturating_sub(lookup.started()),
                 });
@@ -768,7 +814,8 @@ impl RingNode {
             }
             LookupKind::Finger(index) => {
                 self.fixing_finger = false;
-                if let Ok(node) = result {
+                if let Ok(owner) = result {
+                    let node = self.first_live(&owner);
                     self.table.set_finger(index, node);
                 }
             }
@@ -777,20 +824,32 @@ impl RingNode {
                     return;
                 };
                 match result {
-                    Ok(found) => {
-                        // Only an old incarnation of me can be "me": start from the bootstrap then.
-                        let successor = if found.id == self.me().id {
-                            bootstrap
-                        } else {
-                            found
-                        };
-                        self.table.adopt_successors(successor, &[], |_| true);
+                    Ok(owner) => {
+                        // Take the owner and the nodes after it as a tentative list:
+                        // stabilize then tries them in order until one answers.
+                        // Only an old incarnation of me can be "me": skip it.
+                        let me = self.me().id;
+                        let mut candidates = std::iter::once(owner.node)
+                            .chain(owner.next)
+                            .filter(|p| p.id != me && !self.dead.contains_key(&p.id));
+                        let first = candidates.next().unwrap_or(bootstrap);
+                        let rest: Vec<Peer> = candidates.collect();
+                        self.table.adopt_successors(first, &rest, |_| true);
                         self.stabilize(now);
                     }
                     Err(error) => self.retry_join(now, bootstrap, &error.to_string()),
                 }
             }
         }
+    }
+
+    /// The owner, or if this node knows it is dead, the first live node after it.
+    fn first_live(&self, owner: &Owner) -> Peer {
+        std::iter::once(&owner.node)
+            .chain(owner.next.iter())
+            .find(|p| !self.dead.contains_key(&p.id))
+            .copied()
+            .unwrap_or(owner.node)
     }
 
     fn leave_answered(&mut self) {

@@ -214,6 +214,18 @@ impl RoutingTable {
         None
     }
 
+    /// [`RoutingTable::local_owner`] with the nodes that follow the owner on
+    /// the ring, as far as this node knows them (fallbacks if the owner is dead).
+    pub fn local_owner_with_next(&self, target: Id) -> Option<(Peer, Vec<Peer>)> {
+        let owner = self.local_owner(target)?;
+        let next = if owner.id == self.me.id {
+            self.successors.clone()
+        } else {
+            self.successors.iter().skip(1).copied().collect()
+        };
+        Some((owner, next))
+    }
+
     /// The known peer closest clockwise after me: a successor of last resort
     /// when the whole successor list has failed.
     pub fn nearest_known_after_me(&self) -> Option<Peer> {

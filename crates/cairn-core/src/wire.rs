@@ -75,9 +75,11 @@ pub enum Response {
     },
     Ack,
     Pong,
-    /// The successor of the target is `node`.
+    /// The successor of the target is `node`; `next` are the nodes after it
+    /// (the answerer's successor list), to fall back on if `node` is dead.
     Found {
         node: Peer,
+        next: Vec<Peer>,
     },
     /// Ask one of these, closest to the target first.
     Closer {
@@ -130,8 +132,11 @@ mod tests {
         assert_eq!(encode(&Response::Ack), "01");
         assert_eq!(encode(&Response::Pong), "02");
         assert_eq!(
-            encode(&Response::Found { node: peer(2) }),
-            format!("03{}007f000001d836", "02".repeat(32))
+            encode(&Response::Found {
+                node: peer(2),
+                next: vec![]
+            }),
+            format!("03{}007f000001d83600", "02".repeat(32))
         );
         assert_eq!(
             encode(&Hello {

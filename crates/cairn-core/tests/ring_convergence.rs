@@ -5,7 +5,7 @@
 use cairn_core::wire::{Request, Response};
 use cairn_core::{Action, Id, NodeId, Peer, RingConfig, RingEvent, RingNode, RpcId};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
 const LATENCY: Duration = Duration::from_millis(2);
@@ -186,10 +186,15 @@ impl Net {
     fn converge(&mut self, limit: Duration) -> Duration {
         let start = self.now;
         loop {
+            // A node whose join (or rejoin) failed exits, as `cairn node` does.
+            self.retire_failed_joins();
             if self.check().is_ok() {
                 return self.now - start;
             }
             if self.now - start > limit {
+                for (id, event) in &self.events {
+                    eprintln!("event {} {event:?}", id.short());
+                }
                 for node in self.nodes.values() {
                     eprintln!(
                         "{} {:?} pred {:?} succ {:?} dead-known {:?}",
@@ -426,7 +431,10 @@ fn joining_through_a_dead_bootstrap_fails_after_its_attempts() {
 
 #[test]
 fn concurrent_joins_and_crashes_converge_for_many_seeds() {
-    for seed in 0..10u64 {
+    const SEEDS: u64 = 30;
+    let mut sizable = 0;
+    for seed in 0..SEEDS {
+        eprintln!("seed {seed}");
         let mut net = Net::new();
         net.start(seed * 100, None);
         let mut started = vec![seed * 100];
@@ -455,7 +463,13 @@ fn concurrent_joins_and_crashes_converge_for_many_seeds() {
         net.run(secs(20));
         net.retire_failed_joins();
         net.converge(secs(60));
-        let keys: BTreeSet<NodeId> = net.nodes.keys().copied().collect();
-        assert!(keys.len() >= 2, "seed {seed}: ring too small");
+        if net.nodes.len() >= 5 {
+            sizable += 1;
+        }
     }
+    // The workload must leave real rings to check, not ones of a node or two.
+    assert!(
+        sizable >= SEEDS * 3 / 4,
+        "only {sizable} of {SEEDS} runs ended with 5 or more nodes"
+    );
 }
