@@ -82,6 +82,11 @@ pub enum RingEvent {
     JoinFailed {
         reason: String,
     },
+    /// A member lost every neighbour and could not rejoin through any peer it
+    /// knew: it goes on as a ring of one (it may be the last survivor).
+    Isolated {
+        reason: String,
+    },
     SuccessorChanged {
         successor: Option<Peer>,
     },
@@ -729,9 +734,13 @@ impl RingNode {
         };
         if attempts >= self.config.join_attempts {
             self.phase = Phase::Active;
-            self.actions.push_back(Action::Event(RingEvent::JoinFailed {
-                reason: format!("{reason} ({attempts} attempts through {})", bootstrap.addr),
-            }));
+            let reason = format!("{reason} ({attempts} attempts through {})", bootstrap.addr);
+            let event = if self.was_member {
+                RingEvent::Isolated { reason }
+            } else {
+                RingEvent::JoinFailed { reason }
+            };
+            self.actions.push_back(Action::Event(event));
             return;
         }
         self.phase = Phase::Joining {

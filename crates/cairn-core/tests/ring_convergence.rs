@@ -90,6 +90,29 @@ impl Net {
             .retain(|(_, e)| !matches!(e, RingEvent::JoinFailed { .. }));
     }
 
+    /// A node that lost every peer it knew joins again through a live member,
+    /// as `cairn node` does through its `--join` addresses.
+    fn rejoin_isolated(&mut self) {
+        let isolated: Vec<NodeId> = self
+            .events
+            .iter()
+            .filter(|(_, e)| matches!(e, RingEvent::Isolated { .. }))
+            .map(|(id, _)| *id)
+            .collect();
+        self.events
+            .retain(|(_, e)| !matches!(e, RingEvent::Isolated { .. }));
+        for id in isolated {
+            let now = self.now;
+            let Some(via) = self.nodes.values().map(|n| n.me()).find(|p| p.id != id) else {
+                continue;
+            };
+            if let Some(node) = self.nodes.get_mut(&id) {
+                node.join(now, via);
+            }
+            self.drain(id);
+        }
+    }
+
     fn leave(&mut self, n: u64) {
         let id = peer(n).id;
         if let Some(node) = self.nodes.get_mut(&id) {
@@ -188,6 +211,7 @@ impl Net {
         loop {
             // A node whose join (or rejoin) failed exits, as `cairn node` does.
             self.retire_failed_joins();
+            self.rejoin_isolated();
             if self.check().is_ok() {
                 return self.now - start;
             }

@@ -457,6 +457,11 @@ fn report(shared: &Shared, event: RingEvent) {
             warn!("join failed: {reason}");
             shared.phase.send_replace(PhaseView::JoinFailed(reason));
         }
+        RingEvent::Isolated { reason } => {
+            warn!(
+                "lost every neighbour and could not rejoin ({reason}): going on as a ring of one"
+            );
+        }
         RingEvent::SuccessorChanged { successor } => match successor {
             Some(peer) => {
                 info!(successor = %peer.id.short(), addr = %peer.addr, "successor changed")
