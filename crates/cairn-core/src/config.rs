@@ -38,7 +38,9 @@ pub struct RingConfig {
 pub struct RtoConfig {
     /// Before any round trip was measured. Default 1 s.
     pub initial: Duration,
-    /// Never time out sooner than this. Default 50 ms.
+    /// Never time out sooner than this. Default 100 ms: well above a loopback
+    /// or LAN round trip, so that a busy peer (or a busy machine) is not
+    /// mistaken for a dead one.
     pub min: Duration,
     /// Never wait longer than this. Default 3 s.
     pub max: Duration,
@@ -48,7 +50,7 @@ impl Default for RtoConfig {
     fn default() -> Self {
         RtoConfig {
             initial: Duration::from_secs(1),
-            min: Duration::from_millis(50),
+            min: Duration::from_millis(100),
             max: Duration::from_secs(3),
         }
     }

@@ -232,6 +232,12 @@ impl RingNode {
         self.rtt.smoothed()
     }
 
+    /// How long the core now waits for an answer before calling a peer
+    /// unresponsive (adaptive; the caller may use it for its own requests).
+    pub fn request_timeout(&self) -> Duration {
+        self.rtt.timeout()
+    }
+
     /// Feeds a round trip measured outside the core (e.g. the caller's ping of
     /// a bootstrap address), so that a new node's first timeouts already fit
     /// the network instead of the initial guess.

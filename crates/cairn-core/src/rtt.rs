@@ -70,7 +70,7 @@ mod tests {
         for _ in 0..20 {
             rtt.sample(Duration::from_micros(300));
         }
-        assert_eq!(rtt.timeout(), ms(50));
+        assert_eq!(rtt.timeout(), ms(100));
     }
 
     #[test]

@@ -51,6 +51,8 @@ struct Shared {
     phase: watch::Sender<PhaseView>,
     /// Set when the node should stop (leave request, signal).
     stop: watch::Sender<bool>,
+    /// Woken when the core lost every neighbour and could not rejoin by itself.
+    isolated: Notify,
 }
 
 /// The coarse phase, as observed from outside.
@@ -129,6 +131,7 @@ impl Node {
             lookups: Mutex::new(HashMap::new()),
             phase,
             stop,
+            isolated: Notify::new(),
         });
         let transport = Transport::bind(transport_config, &key, shared.clone())?;
         let me = Peer {
@@ -149,6 +152,11 @@ impl Node {
         tokio::spawn(drive(node.shared.clone(), node.transport.clone()));
         if !config.join.is_empty() {
             node.join(&config.join, config.join_timeout).await?;
+            tokio::spawn(rejoin_when_isolated(
+                node.clone(),
+                config.join,
+                config.join_timeout,
+            ));
         }
         Ok(node)
     }
@@ -279,9 +287,14 @@ impl Node {
 
     /// The members seen by walking successor lists around the ring, starting here.
     pub async fn ring_view(&self) -> RingView {
-        let (me, mut next) = {
+        let (me, mut next, walk_timeout) = {
             let core = self.shared.core();
-            (core.me(), core.routing().successors().to_vec())
+            // A dead member must not stall the walk: wait as long as the core would.
+            (
+                core.me(),
+                core.routing().successors().to_vec(),
+                core.request_timeout().max(Duration::from_millis(500)),
+            )
         };
         let mut members = vec![Member {
             id: me.id,
@@ -298,10 +311,16 @@ impl Node {
                     Some(_) => break 'walk, // Around the ring.
                     None => {}
                 }
-                let answer = self
-                    .transport
-                    .request(candidate.addr, Some(candidate.id), &Request::GetState)
-                    .await;
+                let request =
+                    self.transport
+                        .request(candidate.addr, Some(candidate.id), &Request::GetState);
+                let answer = match tokio::time::timeout(walk_timeout, request).await {
+                    Ok(answer) => answer,
+                    Err(_) => Err(TransportError::Timeout {
+                        addr: candidate.addr,
+                        after: walk_timeout,
+                    }),
+                };
                 match answer {
                     Ok((
                         _,
@@ -363,6 +382,20 @@ impl Node {
     pub async fn stopped(&self) {
         let mut stop = self.shared.stop.subscribe();
         let _ = stop.wait_for(|stopped| *stopped).await;
+    }
+}
+
+/// A node that lost every neighbour joins again through its `--join` addresses.
+async fn rejoin_when_isolated(node: Node, addrs: Vec<String>, timeout: Duration) {
+    loop {
+        tokio::select! {
+            _ = node.shared.isolated.notified() => {}
+            _ = node.stopped() => return,
+        }
+        info!("rejoining through the --join addresses");
+        if let Err(error) = node.join(&addrs, timeout).await {
+            warn!("rejoin failed: {error}; staying a ring of one");
+        }
     }
 }
 
@@ -461,6 +494,7 @@ fn report(shared: &Shared, event: RingEvent) {
             warn!(
                 "lost every neighbour and could not rejoin ({reason}): going on as a ring of one"
             );
+            shared.isolated.notify_one();
         }
         RingEvent::SuccessorChanged { successor } => match successor {
             Some(peer) => {
