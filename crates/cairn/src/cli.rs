@@ -24,11 +24,11 @@ stores keys and values, with no central server. Every node routes requests, \
 stores data and answers clients; nodes join through any live node, leave or \
 crash, and the ring heals itself.
 
-Each node serves an HTTP API and a dashboard. `cairn node` and `cairn demo` \
+Each node serves an HTTP API (JSON under /v1). `cairn node` and `cairn demo` \
 start nodes; the other commands talk to one running node, chosen with --node.
 
 New here? Run `cairn demo` to start a small ring on this machine; it prints \
-each node's dashboard URL. Then, in another terminal, try `cairn ring` and \
+each node's HTTP URL. Then, in another terminal, try `cairn ring` and \
 `cairn lookup hello`.";
 
 /// The help section of `--node` and `--json`, which every command accepts.
@@ -73,7 +73,7 @@ pub enum Command {
     Node(NodeArgs),
 
     /// Start a small ring on this machine, in one process, and print each
-    /// node's dashboard URL.
+    /// node's HTTP URL.
     ///
     /// The nodes listen on 127.0.0.1 and stop on Ctrl-C. A good way to try
     /// Cairn: point the other commands at one of the printed URLs with --node.
@@ -97,8 +97,8 @@ pub enum Command {
         key: String,
     },
 
-    /// Ask the node to leave the ring gracefully: it hands its data to the
-    /// nodes that take over, tells its neighbours, then stops.
+    /// Ask the node to leave the ring gracefully: it tells its predecessor
+    /// and successor, which repair the ring at once, then stops.
     Leave,
 }
 
@@ -110,7 +110,7 @@ pub struct NodeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7000")]
     pub listen: SocketAddr,
 
-    /// Address of the HTTP API and dashboard, for `cairn` commands and the
+    /// Address of the HTTP API, for `cairn` commands and the
     /// browser.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
     pub http: SocketAddr,
