@@ -2,8 +2,8 @@
 //! `{"error": "..."}` with a fitting status, also for unknown routes.
 
 use crate::node::{Node, NodeError};
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{RawPathParams, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -52,15 +52,6 @@ impl From<NodeError> for ApiError {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, error.to_string())
-    }
-}
-
-impl From<PathRejection> for ApiError {
-    fn from(rejection: PathRejection) -> ApiError {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("bad path: {}", rejection.body_text()),
-        )
     }
 }
 
@@ -114,10 +105,9 @@ async fn ring(State(node): State<Node>) -> Json<RingView> {
 
 async fn lookup(
     State(node): State<Node>,
-    key: Result<Path<String>, PathRejection>,
+    params: Result<RawPathParams, RawPathParamsRejection>,
 ) -> Result<Json<LookupView>, ApiError> {
-    let Path(key) = key?;
-    check_key(&key).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let key = key_param(params)?;
     let key_id = KeyId::of_key(key.as_bytes());
     let started = Instant::now();
     let answer = node.lookup(key_id.id()).await?;
@@ -129,10 +119,68 @@ async fn lookup(
     }))
 }
 
+/// The `{key}` path segment, strictly percent-decoded and checked against the key limits.
+fn key_param(params: Result<RawPathParams, RawPathParamsRejection>) -> Result<String, ApiError> {
+    let params = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let raw = params
+        .iter()
+        .find(|(name, _)| *name == "key")
+        .map(|(_, value)| value)
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "the path has no key"))?;
+    let key = decode_segment(raw).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    check_key(&key).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok(key)
+}
+
+/// Percent-decodes one path segment, refusing what a lenient decoder would
+/// pass through: a `%` not followed by two hex digits, and bytes that are not UTF-8.
+pub fn decode_segment(raw: &str) -> Result<String, String> {
+    let bytes = raw.as_bytes();
+    for (at, byte) in bytes.iter().enumerate() {
+        if *byte == b'%' {
+            let pair = bytes.get(at + 1..at + 3);
+            if !pair.is_some_and(|p| p.iter().all(u8::is_ascii_hexdigit)) {
+                return Err(format!(
+                    "malformed percent-encoding at byte {at} of the key: '%' must be followed by two hex digits"
+                ));
+            }
+        }
+    }
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(|key| key.into_owned())
+        .map_err(|_| "the key is not UTF-8 once percent-decoded".to_string())
+}
+
 async fn leave(State(node): State<Node>) -> (StatusCode, Json<serde_json::Value>) {
     node.request_stop();
     (
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "leaving": true, "id": node.id() })),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_segment;
+
+    #[test]
+    fn well_formed_segments_decode() {
+        assert_eq!(decode_segment("a%2Fb%20c%25").as_deref(), Ok("a/b c%"));
+        assert_eq!(decode_segment("%C3%A9").as_deref(), Ok("é"));
+        assert_eq!(decode_segment("plain").as_deref(), Ok("plain"));
+    }
+
+    #[test]
+    fn malformed_percent_encoding_is_refused() {
+        for raw in ["%ZZ", "%", "a%4", "%G1x", "abc%"] {
+            assert!(decode_segment(raw).is_err(), "{raw} should be refused");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused() {
+        assert!(decode_segment("%FF").is_err());
+        assert!(decode_segment("%C3%28").is_err());
+    }
 }

@@ -249,7 +249,6 @@ fn http_errors_are_json() {
 
 /// DESIGN.md, Interfaces: "malformed percent-encoding in a key is a 400".
 #[test]
-#[ignore = "bug: the node treats malformed percent-encoding (%ZZ, a lone %) as literal key bytes and answers 200"]
 fn malformed_percent_encoding_is_a_400() {
     let scratch = Scratch::new("badpct");
     let nodes = start_ring(&scratch, 1);
