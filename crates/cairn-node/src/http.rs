@@ -2,9 +2,9 @@
 //! `{"error": "..."}` with a fitting status, also for unknown routes.
 
 use crate::node::{Node, NodeError};
-use axum::extract::rejection::RawPathParamsRejection;
-use axum::extract::{RawPathParams, State};
+use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -103,11 +103,8 @@ async fn ring(State(node): State<Node>) -> Json<RingView> {
     Json(node.ring_view().await)
 }
 
-async fn lookup(
-    State(node): State<Node>,
-    params: Result<RawPathParams, RawPathParamsRejection>,
-) -> Result<Json<LookupView>, ApiError> {
-    let key = key_param(params)?;
+async fn lookup(State(node): State<Node>, uri: Uri) -> Result<Json<LookupView>, ApiError> {
+    let key = key_from_path(uri.path(), "/v1/lookup/")?;
     let key_id = KeyId::of_key(key.as_bytes());
     let started = Instant::now();
     let answer = node.lookup(key_id.id()).await?;
@@ -119,13 +116,11 @@ async fn lookup(
     }))
 }
 
-/// The `{key}` path segment, strictly percent-decoded and checked against the key limits.
-fn key_param(params: Result<RawPathParams, RawPathParamsRejection>) -> Result<String, ApiError> {
-    let params = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let raw = params
-        .iter()
-        .find(|(name, _)| *name == "key")
-        .map(|(_, value)| value)
+/// The key of a `PREFIX{key}` path, from the raw (still encoded) path: axum's
+/// own decoding passes a malformed `%` through as a literal, which must be a 400.
+fn key_from_path(path: &str, prefix: &str) -> Result<String, ApiError> {
+    let raw = path
+        .strip_prefix(prefix)
         .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "the path has no key"))?;
     let key = decode_segment(raw).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
     check_key(&key).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
