@@ -84,6 +84,14 @@ impl Lookup {
         lookup
     }
 
+    /// Never asks `id` (the asking node itself: peers may still list an old
+    /// incarnation of it, and asking itself over the network cannot help).
+    pub fn excluding(mut self, id: NodeId) -> Lookup {
+        self.candidates.retain(|p| p.id != id);
+        self.asked.push(id);
+        self
+    }
+
     pub fn target(&self) -> Id {
         self.target
     }
@@ -277,6 +285,16 @@ mod tests {
             lookup.next(at(5000)),
             LookupStep::Done(Err(LookupError::Deadline(_)))
         ));
+    }
+
+    #[test]
+    fn the_asking_node_is_never_asked() {
+        let target = Id::from_high_u64(100);
+        let mut lookup =
+            Lookup::new(target, vec![peer(50)], at(0), at(5000)).excluding(peer(70).id);
+        assert_eq!(lookup.next(at(0)), LookupStep::Ask(peer(50)));
+        lookup.on_closer(peer(50).id, vec![peer(70), peer(60)]);
+        assert_eq!(lookup.next(at(1)), LookupStep::Ask(peer(60)));
     }
 
     #[test]

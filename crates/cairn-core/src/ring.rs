@@ -717,12 +717,14 @@ impl RingNode {
     }
 
     fn start_join_lookup(&mut self, now: Duration, bootstrap: Peer) {
-        // successor(me + 1), not successor(me): an old incarnation of this node
-        // (same id, crashed and restarted) may still be listed and would answer for me.
-        let target = self.me().id.id().wrapping_add(Id::pow2(0));
+        // successor(me): if an old incarnation of this node (same id, crashed and
+        // restarted) is still listed, the answer is "me" followed by the nodes
+        // after it, and the join takes the first of those (see complete_lookup).
+        let target = self.me().id.id();
         let id = self.next_lookup;
         self.next_lookup += 1;
-        let lookup = Lookup::new(target, vec![bootstrap], now, self.config.lookup_deadline);
+        let lookup = Lookup::new(target, vec![bootstrap], now, self.config.lookup_deadline)
+            .excluding(self.me().id);
         self.lookups.insert(
             id,
             RunningLookup {
@@ -766,7 +768,8 @@ impl RingNode {
                 self.table.closest_preceding(target, usize::MAX),
                 now,
                 self.config.lookup_deadline,
-            ),
+            )
+            .excluding(self.me().id),
         };
         self.lookups.insert(id, RunningLookup { lookup, kind });
         self.drive_lookup(now, id);

@@ -137,12 +137,15 @@ impl Net {
                 return;
             };
             match action {
-                Action::Send { rpc, to, request } => self.schedule(Delivery::Request {
-                    from: me,
-                    to: to.id,
-                    rpc,
-                    request,
-                }),
+                Action::Send { rpc, to, request } => {
+                    assert_ne!(to.id, me.id, "{} sent {request:?} to itself", me.id.short());
+                    self.schedule(Delivery::Request {
+                        from: me,
+                        to: to.id,
+                        rpc,
+                        request,
+                    })
+                }
                 Action::LookupDone { lookup, result } => {
                     self.lookups.insert((id, lookup), result);
                 }

@@ -494,6 +494,8 @@ fn report(shared: &Shared, event: RingEvent) {
             warn!(
                 "lost every neighbour and could not rejoin ({reason}): going on as a ring of one"
             );
+            // A join under way (through --join) failed too; then try again from the top.
+            shared.phase.send_replace(PhaseView::JoinFailed(reason));
             shared.isolated.notify_one();
         }
         RingEvent::SuccessorChanged { successor } => match successor {

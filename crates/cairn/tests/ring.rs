@@ -15,6 +15,37 @@ fn refs(nodes: &[Node]) -> Vec<&Node> {
     nodes.iter().collect()
 }
 
+/// A node that crashes and comes back on the same address (same key, same
+/// port, as a restarted service does) must be reachable again at once: its
+/// peers still hold QUIC connections to the dead process, and the new one
+/// resets them (stateless reset from a key derived from the node key).
+#[test]
+fn a_node_restarted_on_its_old_address_is_reached_again() {
+    let scratch = Scratch::new("restart_same_address");
+    let mut nodes = start_ring(&scratch, 3);
+    converge("a ring of 3 forms", &refs(&nodes));
+    let mut victim = nodes.remove(1);
+    let options = NodeOptions {
+        listen: Some(victim.quic),
+        join: vec![nodes[0].quic.to_string()],
+        ..victim.options.clone()
+    };
+    victim.process.kill();
+    let started = Instant::now();
+    let restarted = options.start(&scratch);
+    assert_eq!(restarted.id, victim.id, "same data dir, same id");
+    assert_eq!(restarted.quic, victim.quic, "same address");
+    nodes.push(restarted);
+    converge(
+        "the ring takes the node back on its old address",
+        &refs(&nodes),
+    );
+    eprintln!(
+        "ring of 3 correct {:?} after the crashed node restarted on its old address",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn ring_forms_heals_and_rejoins() {
     let scratch = Scratch::new("heal");

@@ -122,7 +122,11 @@ impl Process {
         let stderr = File::create(&stderr_path).expect("create the stderr log");
         let mut child = Command::new(cairn_bin())
             .args(args)
-            .env("RUST_LOG", "info,quinn=warn,rustls=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("CAIRN_TEST_LOG")
+                    .unwrap_or_else(|_| "info,quinn=warn,rustls=warn".into()),
+            )
             .env_remove("CAIRN_NODE")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -249,6 +253,8 @@ pub struct NodeOptions {
     pub data: PathBuf,
     pub join: Vec<String>,
     pub cluster_key: Option<PathBuf>,
+    /// The QUIC address to listen on; a free port when `None`.
+    pub listen: Option<SocketAddr>,
     pub extra: Vec<String>,
 }
 
@@ -260,6 +266,7 @@ impl NodeOptions {
             data: scratch.data_dir(name),
             join: Vec::new(),
             cluster_key: None,
+            listen: None,
             extra: Vec::new(),
         }
     }
@@ -275,7 +282,10 @@ impl NodeOptions {
     }
 
     fn args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = ["node", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"]
+        let listen = self
+            .listen
+            .map_or_else(|| "127.0.0.1:0".to_string(), |addr| addr.to_string());
+        let mut args: Vec<OsString> = ["node", "--listen", &listen, "--http", "127.0.0.1:0"]
             .iter()
             .map(OsString::from)
             .collect();
