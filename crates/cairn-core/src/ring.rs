@@ -156,6 +156,10 @@ pub struct RingNode {
     rtt: RttEstimator,
     next_rpc: RpcId,
     pending: BTreeMap<RpcId, PendingRpc>,
+    /// Requests that timed out, kept until `rto.max` after their deadline: a
+    /// late answer still measures the round trip (so timeouts grow when the
+    /// network slows down) and proves the peer alive.
+    expired: BTreeMap<RpcId, PendingRpc>,
     next_lookup: LookupId,
     lookups: BTreeMap<LookupId, RunningLookup>,
     /// Peers that missed a request, with when; kept off hearsay lists for `dead_memory`.
@@ -188,6 +192,7 @@ impl RingNode {
             rng: Rng::new(seed),
             next_rpc: 1,
             pending: BTreeMap::new(),
+            expired: BTreeMap::new(),
             next_lookup: 1,
             lookups: BTreeMap::new(),
             dead: BTreeMap::new(),
@@ -276,6 +281,8 @@ impl RingNode {
         if matches!(self.phase, Phase::Leaving { .. } | Phase::Left) {
             return;
         }
+        // Leaving from here on: aborted lookups (a join among them) must not retry.
+        self.phase = Phase::Leaving { awaiting: 0 };
         for id in self.lookups.keys().copied().collect::<Vec<_>>() {
             if let Some(mut running) = self.lookups.remove(&id) {
                 running.lookup.abort(LookupError::Leaving);
@@ -364,7 +371,14 @@ impl RingNode {
     /// The answer to request `rpc` arrived.
     pub fn handle_response(&mut self, now: Duration, rpc: RpcId, response: Response) {
         let Some(pending) = self.pending.remove(&rpc) else {
-            return; // Already timed out: too late to count.
+            if let Some(late) = self.expired.remove(&rpc) {
+                // Too late to use, but the peer is alive and the network slower
+                // than the timeout assumed.
+                self.rtt.sample(now.saturating_sub(late.sent_at));
+                self.dead.remove(&late.to.id);
+                self.remember(late.to);
+            }
+            return;
         };
         self.rtt.sample(now.saturating_sub(pending.sent_at));
         self.dead.remove(&pending.to.id);
@@ -426,9 +440,14 @@ impl RingNode {
             .collect();
         for rpc in expired {
             if let Some(pending) = self.pending.remove(&rpc) {
+                self.rtt.backoff();
+                self.expired.insert(rpc, pending.clone());
                 self.on_failed(now, pending.to, pending.purpose);
             }
         }
+        let keep_late = self.config.rto.max;
+        self.expired
+            .retain(|_, p| now.saturating_sub(p.deadline) < keep_late);
         let overdue: Vec<LookupId> = self
             .lookups
             .iter()
@@ -582,10 +601,11 @@ impl RingNode {
         match its_predecessor {
             Some(candidate)
                 if candidate.id != self.me().id
-                    && between_open(me, candidate.id.id(), successor.id.id())
-                    && !self.dead.contains_key(&candidate.id) =>
+                    && between_open(me, candidate.id.id(), successor.id.id()) =>
             {
-                // Adopt it only once it has answered us itself.
+                // Adopt it only once it has answered us itself. (Even if it
+                // missed a request lately: it may have restarted, and asking is
+                // the liveness test; its answer clears the mark.)
                 self.stabilizing = true;
                 self.send(
                     now,

@@ -193,37 +193,34 @@ impl RoutingTable {
     }
 
     /// Who owns `target` as far as this node can tell without asking anyone:
-    /// me if it lies in (predecessor, me] (or I am alone), my first successor if
-    /// it lies in (me, successor]. `None` means a lookup must ask further.
+    /// me if it lies in (predecessor, me] (or I am alone); successor i+1 if it
+    /// lies in (successor i, successor i+1] (with successor 0 = me), so that
+    /// the whole successor list answers, also around a dead first successor.
+    /// `None` means a lookup must ask further.
     pub fn local_owner(&self, target: Id) -> Option<Peer> {
-        let me = self.me.id.id();
-        let Some(successor) = self.successor() else {
-            return Some(self.me);
-        };
-        if target == me {
-            return Some(self.me);
-        }
-        if let Some(predecessor) = self.predecessor
-            && between_right_closed(predecessor.id.id(), target, me)
-        {
-            return Some(self.me);
-        }
-        if between_right_closed(me, target, successor.id.id()) {
-            return Some(successor);
-        }
-        None
+        self.local_owner_with_next(target).map(|(owner, _)| owner)
     }
 
     /// [`RoutingTable::local_owner`] with the nodes that follow the owner on
     /// the ring, as far as this node knows them (fallbacks if the owner is dead).
     pub fn local_owner_with_next(&self, target: Id) -> Option<(Peer, Vec<Peer>)> {
-        let owner = self.local_owner(target)?;
-        let next = if owner.id == self.me.id {
-            self.successors.clone()
-        } else {
-            self.successors.iter().skip(1).copied().collect()
-        };
-        Some((owner, next))
+        let me = self.me.id.id();
+        if self.successors.is_empty() || target == me {
+            return Some((self.me, self.successors.clone()));
+        }
+        if let Some(predecessor) = self.predecessor
+            && between_right_closed(predecessor.id.id(), target, me)
+        {
+            return Some((self.me, self.successors.clone()));
+        }
+        let mut start = me;
+        for (index, successor) in self.successors.iter().enumerate() {
+            if between_right_closed(start, target, successor.id.id()) {
+                return Some((*successor, self.successors[index + 1..].to_vec()));
+            }
+            start = successor.id.id();
+        }
+        None
     }
 
     /// The known peer closest clockwise after me: a successor of last resort
@@ -331,6 +328,18 @@ mod tests {
         assert_eq!(t.local_owner(Id::from_high_u64(15)), Some(peer(20)));
         assert_eq!(t.local_owner(Id::from_high_u64(20)), Some(peer(20)));
         assert_eq!(t.local_owner(Id::from_high_u64(25)), None);
+    }
+
+    #[test]
+    fn local_owner_answers_from_the_whole_successor_list() {
+        let mut t = table(10);
+        t.adopt_successors(peer(20), &[peer(30), peer(40)], |_| true);
+        assert_eq!(
+            t.local_owner_with_next(Id::from_high_u64(25)),
+            Some((peer(30), vec![peer(40)]))
+        );
+        assert_eq!(t.local_owner(Id::from_high_u64(40)), Some(peer(40)));
+        assert_eq!(t.local_owner(Id::from_high_u64(41)), None);
     }
 
     #[test]

@@ -10,6 +10,8 @@ use std::time::Duration;
 pub struct RttEstimator {
     smoothed: Option<Duration>,
     variation: Duration,
+    /// 1, or 2^k after k timeouts in a row.
+    backoff: u32,
     bounds: RtoConfig,
 }
 
@@ -18,12 +20,14 @@ impl RttEstimator {
         RttEstimator {
             smoothed: None,
             variation: Duration::ZERO,
+            backoff: 1,
             bounds,
         }
     }
 
     /// Feeds one measured round trip.
     pub fn sample(&mut self, rtt: Duration) {
+        self.backoff = 1;
         match self.smoothed {
             None => {
                 self.smoothed = Some(rtt);
@@ -37,6 +41,13 @@ impl RttEstimator {
         }
     }
 
+    /// A request timed out: double the timeout until the next measured round
+    /// trip (Karn's backoff), so that a network that slowed down beyond the
+    /// timeout is still measured instead of declared dead again and again.
+    pub fn backoff(&mut self) {
+        self.backoff = (self.backoff * 2).min(64);
+    }
+
     /// The smoothed round trip, once measured.
     pub fn smoothed(&self) -> Option<Duration> {
         self.smoothed
@@ -44,10 +55,11 @@ impl RttEstimator {
 
     /// How long to wait for an answer before calling the peer unresponsive.
     pub fn timeout(&self) -> Duration {
-        match self.smoothed {
+        let base = match self.smoothed {
             None => self.bounds.initial,
-            Some(srtt) => (srtt + self.variation * 4).clamp(self.bounds.min, self.bounds.max),
-        }
+            Some(srtt) => srtt + self.variation * 4,
+        };
+        (base.max(self.bounds.min) * self.backoff).min(self.bounds.max)
     }
 }
 
@@ -70,6 +82,24 @@ mod tests {
         for _ in 0..20 {
             rtt.sample(Duration::from_micros(300));
         }
+        assert_eq!(rtt.timeout(), ms(100));
+    }
+
+    #[test]
+    fn timeouts_back_off_until_the_next_sample() {
+        let mut rtt = RttEstimator::new(RtoConfig::default());
+        for _ in 0..20 {
+            rtt.sample(ms(1));
+        }
+        assert_eq!(rtt.timeout(), ms(100));
+        rtt.backoff();
+        rtt.backoff();
+        assert_eq!(rtt.timeout(), ms(400));
+        for _ in 0..10 {
+            rtt.backoff();
+        }
+        assert_eq!(rtt.timeout(), ms(3000), "capped at the maximum");
+        rtt.sample(ms(1));
         assert_eq!(rtt.timeout(), ms(100));
     }
 

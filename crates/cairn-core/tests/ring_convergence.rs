@@ -8,7 +8,6 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
-const LATENCY: Duration = Duration::from_millis(2);
 const STEP: Duration = Duration::from_millis(5);
 
 enum Delivery {
@@ -35,6 +34,8 @@ struct Net {
         BTreeMap<(NodeId, u64), Result<cairn_core::LookupAnswer, cairn_core::lookup::LookupError>>,
     events: Vec<(NodeId, RingEvent)>,
     config: RingConfig,
+    /// One-way delay of every message.
+    latency: Duration,
 }
 
 fn peer(n: u64) -> Peer {
@@ -57,6 +58,7 @@ impl Net {
             lookups: BTreeMap::new(),
             events: Vec::new(),
             config: RingConfig::default(),
+            latency: Duration::from_millis(2),
         }
     }
 
@@ -124,7 +126,8 @@ impl Net {
     fn schedule(&mut self, delivery: Delivery) {
         self.seq += 1;
         self.in_flight.insert(self.seq, delivery);
-        self.queue.push(Reverse((self.now + LATENCY, self.seq)));
+        self.queue
+            .push(Reverse((self.now + self.latency, self.seq)));
     }
 
     fn drain(&mut self, id: NodeId) {
@@ -499,4 +502,101 @@ fn concurrent_joins_and_crashes_converge_for_many_seeds() {
         sizable >= SEEDS * 3 / 4,
         "only {sizable} of {SEEDS} runs ended with 5 or more nodes"
     );
+}
+
+// Regressions found in review; each failed before its fix.
+
+/// Round trips that grow past the timeout must make timeouts grow (late
+/// answers are measured), not declare every peer dead forever.
+#[test]
+fn a_ring_survives_round_trips_growing_past_the_timeout() {
+    let mut net = ring_of(3);
+    net.run(secs(10));
+    net.latency = Duration::from_millis(60); // 120 ms round trips, above the 100 ms floor.
+    net.run(secs(30));
+    net.converge(secs(30));
+}
+
+/// A node that crashed, was noticed dead, and came back with the same id is
+/// taken back at once: its predecessor asks it directly instead of skipping it.
+#[test]
+fn a_node_restarted_after_its_crash_was_noticed_is_taken_back_quickly() {
+    let mut net = ring_of(5);
+    net.crash(2);
+    net.converge(secs(10));
+    net.start(2, Some(4));
+    let took = net.converge(secs(30));
+    assert!(
+        took < secs(5),
+        "took {took:?}; dead_memory must not delay the restarted node"
+    );
+}
+
+/// A lookup whose path runs into a freshly crashed node still succeeds: the
+/// node before it answers from its whole successor list.
+#[test]
+fn lookups_route_around_a_freshly_crashed_node() {
+    let mut net = ring_of(24);
+    net.run(secs(30));
+    let live: Vec<Peer> = net.nodes.values().map(|n| n.me()).collect();
+    let victim = live[10];
+    let after = live[11];
+    net.nodes.remove(&victim.id);
+    // Targets between the crashed node and the next one, from every node.
+    let target = victim
+        .id
+        .id()
+        .wrapping_add(after.id.id().wrapping_sub(victim.id.id()).shr1());
+    let ids: Vec<NodeId> = net.nodes.keys().copied().collect();
+    for from in ids {
+        let answer = net.lookup(from, target);
+        assert_eq!(answer.node, after, "lookup from {from:?}");
+    }
+}
+
+/// Leaving while still joining stops the join: nothing is sent after the leave.
+#[test]
+fn leaving_while_joining_sends_no_further_join_requests() {
+    let mut net = ring_of(3);
+    let now = net.now;
+    let mut node = RingNode::new(peer(50), RingConfig::default(), 50, now);
+    node.join(now, peer(0));
+    while node.poll_action().is_some() {}
+    node.leave(now);
+    let mut actions = Vec::new();
+    while let Some(action) = node.poll_action() {
+        actions.push(action);
+    }
+    assert!(
+        actions.iter().all(|a| !matches!(
+            a,
+            Action::Send {
+                request: Request::FindSuccessor { .. },
+                ..
+            }
+        )),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&Action::Event(RingEvent::Left)),
+        "{actions:?}"
+    );
+    net.run(secs(1));
+}
+
+trait Half {
+    fn shr1(self) -> Id;
+}
+
+impl Half for Id {
+    /// self / 2.
+    fn shr1(self) -> Id {
+        let mut out = [0u8; 32];
+        let mut carry = 0u8;
+        for (i, byte) in self.0.iter().enumerate() {
+            out[i] = (byte >> 1) | (carry << 7);
+            carry = byte & 1;
+        }
+        Id(out)
+    }
 }

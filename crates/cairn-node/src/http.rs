@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use cairn_core::KeyId;
 use cairn_core::api::{ErrorBody, LookupView, NodeInfo, RingView};
 use cairn_core::limits::check_key;
+use cairn_core::lookup::LookupError;
 use std::net::SocketAddr;
 use std::time::Instant;
 use tokio::net::TcpListener;
@@ -47,6 +48,7 @@ impl IntoResponse for ApiError {
 impl From<NodeError> for ApiError {
     fn from(error: NodeError) -> ApiError {
         let status = match &error {
+            NodeError::Lookup(LookupError::Leaving) => StatusCode::SERVICE_UNAVAILABLE,
             NodeError::Lookup(_) => StatusCode::GATEWAY_TIMEOUT,
             NodeError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

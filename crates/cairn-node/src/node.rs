@@ -151,7 +151,11 @@ impl Node {
         };
         tokio::spawn(drive(node.shared.clone(), node.transport.clone()));
         if !config.join.is_empty() {
-            node.join(&config.join, config.join_timeout).await?;
+            if let Err(error) = node.join(&config.join, config.join_timeout).await {
+                // Stop the driver and free the port: the caller may try again.
+                node.leave().await;
+                return Err(error);
+            }
             tokio::spawn(rejoin_when_isolated(
                 node.clone(),
                 config.join,
@@ -306,6 +310,9 @@ impl Node {
         'walk: while members.len() < MAX_RING_WALK && Instant::now() < deadline {
             let candidates = std::mem::take(&mut next);
             for candidate in candidates {
+                if Instant::now() >= deadline {
+                    break 'walk;
+                }
                 match members.iter().find(|m| m.id == candidate.id) {
                     Some(member) if member.state == MemberState::Dead => continue,
                     Some(_) => break 'walk, // Around the ring.
@@ -391,6 +398,9 @@ async fn rejoin_when_isolated(node: Node, addrs: Vec<String>, timeout: Duration)
         tokio::select! {
             _ = node.shared.isolated.notified() => {}
             _ = node.stopped() => return,
+        }
+        if node.shared.core().routing().successor().is_some() {
+            continue; // A stale wake-up: the node found its way back already.
         }
         info!("rejoining through the --join addresses");
         if let Err(error) = node.join(&addrs, timeout).await {
