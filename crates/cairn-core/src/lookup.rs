@@ -54,6 +54,10 @@ pub struct Lookup {
     /// Asked already (answered or failed): never asked twice.
     asked: Vec<NodeId>,
     in_flight: Option<Peer>,
+    /// Never asked (the asking node itself).
+    excluded: Vec<NodeId>,
+    /// Starved, waiting to start over from fresh knowledge.
+    paused_until: Option<Duration>,
     failed: usize,
     hops: u32,
     result: Option<Result<Owner, LookupError>>,
@@ -69,6 +73,8 @@ impl Lookup {
             candidates: Vec::new(),
             asked: Vec::new(),
             in_flight: None,
+            excluded: Vec::new(),
+            paused_until: None,
             failed: 0,
             hops: 0,
             result: None,
@@ -89,7 +95,26 @@ impl Lookup {
     pub fn excluding(mut self, id: NodeId) -> Lookup {
         self.candidates.retain(|p| p.id != id);
         self.asked.push(id);
+        self.excluded.push(id);
         self
+    }
+
+    /// Every candidate failed: wait until `until`, then allow every peer but the
+    /// excluded ones to be asked again (the ring may have repaired itself by then).
+    pub fn pause_until(&mut self, until: Duration) {
+        self.paused_until = Some(until);
+        self.asked.clone_from(&self.excluded);
+    }
+
+    /// When the lookup next needs attention: its deadline, or the end of a pause.
+    pub fn wake_at(&self) -> Duration {
+        self.paused_until
+            .map_or(self.deadline, |until| until.min(self.deadline))
+    }
+
+    /// Drops candidates not yet asked that `unwanted` rejects (e.g. peers known dead).
+    pub fn drop_candidates(&mut self, unwanted: impl Fn(&Peer) -> bool) {
+        self.candidates.retain(|p| !unwanted(p));
     }
 
     pub fn target(&self) -> Id {
@@ -172,6 +197,11 @@ impl Lookup {
         self.result.is_none() && self.in_flight.is_none() && self.candidates.is_empty()
     }
 
+    /// True while paused (see [`Lookup::pause_until`]) at `now`.
+    pub fn is_paused(&self, now: Duration) -> bool {
+        self.paused_until.is_some_and(|until| now < until)
+    }
+
     /// What to do now.
     pub fn next(&mut self, now: Duration) -> LookupStep {
         if let Some(result) = &self.result {
@@ -182,7 +212,7 @@ impl Lookup {
             self.result = Some(Err(error.clone()));
             return LookupStep::Done(Err(error));
         }
-        if self.in_flight.is_some() {
+        if self.in_flight.is_some() || self.is_paused(now) {
             return LookupStep::Wait;
         }
         if self.candidates.is_empty() {
@@ -295,6 +325,21 @@ mod tests {
         assert_eq!(lookup.next(at(0)), LookupStep::Ask(peer(50)));
         lookup.on_closer(peer(50).id, vec![peer(70), peer(60)]);
         assert_eq!(lookup.next(at(1)), LookupStep::Ask(peer(60)));
+    }
+
+    #[test]
+    fn a_paused_lookup_waits_then_may_ask_a_peer_again() {
+        let target = Id::from_high_u64(100);
+        let mut lookup = Lookup::new(target, vec![peer(50)], at(0), at(5000)).excluding(peer(7).id);
+        assert_eq!(lookup.next(at(0)), LookupStep::Ask(peer(50)));
+        lookup.on_closer(peer(50).id, vec![peer(60)]);
+        assert_eq!(lookup.next(at(1)), LookupStep::Ask(peer(60)));
+        lookup.on_failure(peer(60).id);
+        lookup.pause_until(at(500));
+        assert_eq!(lookup.next(at(2)), LookupStep::Wait);
+        assert_eq!(lookup.wake_at(), at(500));
+        lookup.reseed(vec![peer(50), peer(7)]);
+        assert_eq!(lookup.next(at(500)), LookupStep::Ask(peer(50)));
     }
 
     #[test]

@@ -451,7 +451,7 @@ impl RingNode {
         let overdue: Vec<LookupId> = self
             .lookups
             .iter()
-            .filter(|(_, l)| l.lookup.deadline() <= now)
+            .filter(|(_, l)| l.lookup.wake_at() <= now)
             .map(|(id, _)| *id)
             .collect();
         for id in overdue {
@@ -488,7 +488,7 @@ impl RingNode {
     /// When `handle_timeout` should be called next.
     pub fn poll_timeout(&self) -> Option<Duration> {
         let requests = self.pending.values().map(|p| p.deadline);
-        let lookups = self.lookups.values().map(|l| l.lookup.deadline());
+        let lookups = self.lookups.values().map(|l| l.lookup.wake_at());
         let timers: &[Duration] = match self.phase {
             Phase::Leaving { .. } | Phase::Left => &[],
             _ => &[
@@ -800,7 +800,12 @@ impl RingNode {
         let Some(running) = self.lookups.get_mut(&id) else {
             return;
         };
-        if running.lookup.is_starved() && running.kind != LookupKind::Join {
+        let dead = &self.dead;
+        running.lookup.drop_candidates(|p| dead.contains_key(&p.id));
+        if running.lookup.is_starved()
+            && !running.lookup.is_paused(now)
+            && running.kind != LookupKind::Join
+        {
             // Every candidate failed: what the routing table knows now may help.
             let target = running.lookup.target();
             if let Some((node, next)) = self.table.local_owner_with_next(target) {
@@ -811,6 +816,13 @@ impl RingNode {
             }
             let seeds = self.table.closest_preceding(target, usize::MAX);
             running.lookup.reseed(seeds);
+            let retry_at = now + self.config.stabilize_every;
+            if running.lookup.is_starved() && retry_at < running.lookup.deadline() {
+                // Nobody left to ask: a dead node's neighbours notice its death
+                // within a stabilization round; start over after one.
+                running.lookup.pause_until(retry_at);
+                return;
+            }
         }
         match running.lookup.next(now) {
             LookupStep::Ask(peer) => {

@@ -600,3 +600,21 @@ impl Half for Id {
         Id(out)
     }
 }
+
+/// Right after a join has settled at its neighbours (a few stabilization
+/// rounds), every node's lookup for the newcomer's range finds the newcomer:
+/// nodes must not answer from older entries of their successor lists, which
+/// learn of a newcomer only several rounds later.
+#[test]
+fn lookups_find_a_newcomer_once_its_neighbours_know_it() {
+    let mut net = ring_of(20);
+    net.run(secs(30));
+    let newcomer = peer(100);
+    net.start(100, Some(0));
+    net.run(Duration::from_millis(1500));
+    let ids: Vec<NodeId> = net.nodes.keys().copied().collect();
+    for from in ids {
+        let answer = net.lookup(from, newcomer.id.id());
+        assert_eq!(answer.node, newcomer, "lookup from {from:?}");
+    }
+}
