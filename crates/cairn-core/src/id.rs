@@ -176,6 +176,18 @@ id_newtype!(
     KeyId
 );
 
+id_newtype!(
+    /// A chunk's id: BLAKE3 of the chunk's bytes, a content address that verifies itself.
+    ChunkId
+);
+
+impl ChunkId {
+    /// The id of a chunk with these bytes.
+    pub fn of_bytes(bytes: &[u8]) -> ChunkId {
+        ChunkId(Id(*blake3::hash(bytes).as_bytes()))
+    }
+}
+
 impl NodeId {
     /// The id of the node whose ed25519 public key is `public_key`.
     pub fn from_public_key(public_key: &[u8; 32]) -> NodeId {

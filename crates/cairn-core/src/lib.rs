@@ -17,6 +17,7 @@
 //! - [`limits`]: limits on client input (key length), named and checked at the edge.
 //! - [`config`]: the protocol's settings, with defaults and `validate()`.
 //! - [`rng`]: the seeded RNG (SplitMix64).
+//! - [`version`]: record versions: a hybrid logical clock and (timestamp, node id).
 //! - [`wire`]: the messages nodes exchange (their encoding lives in the node).
 //! - [`api`]: the JSON shapes of the HTTP API, shared by node and client.
 
@@ -30,6 +31,7 @@ pub mod ring;
 pub mod rng;
 pub mod routing;
 pub mod rtt;
+pub mod version;
 pub mod wire;
 
 pub use config::RingConfig;
