@@ -27,10 +27,27 @@ pub struct RingConfig {
     /// How long a peer that timed out is kept off this node's lists when other
     /// nodes mention it (a direct message from it clears this at once). Default 30 s.
     pub dead_memory: Duration,
+    /// How often a node probes one peer it gave up for dead, looking up its own
+    /// successor through it: this re-links rings that a partition split apart.
+    /// Default 10 s.
+    pub probe_dead_every: Duration,
+    /// How long a peer given up for dead stays in the probe rotation. Default 10 min.
+    pub graveyard_memory: Duration,
     /// A joining node retries its join lookup this many times before giving up. Default 5.
     pub join_attempts: u32,
     /// The HTTP address this node serves, told to peers for `cairn ring`.
     pub http: Option<String>,
+    /// Deliberate bugs, off by default: tests switch one on to prove that the
+    /// invariant checks catch it.
+    pub faults: Faults,
+}
+
+/// Deliberately broken behaviour, for tests of the checks themselves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Stabilize never adopts its successor's predecessor (Chord's core rule):
+    /// newcomers are never linked in by their predecessors.
+    pub stabilize_ignores_predecessor: bool,
 }
 
 /// Bounds of the adaptive request timeout.
@@ -68,8 +85,11 @@ impl Default for RingConfig {
             lookup_deadline: Duration::from_secs(5),
             lookup_candidates: 4,
             dead_memory: Duration::from_secs(30),
+            probe_dead_every: Duration::from_secs(10),
+            graveyard_memory: Duration::from_secs(600),
             join_attempts: 5,
             http: None,
+            faults: Faults::default(),
         }
     }
 }
@@ -90,6 +110,7 @@ impl RingConfig {
             ("stabilize_every", self.stabilize_every),
             ("check_predecessor_every", self.check_predecessor_every),
             ("fix_finger_every", self.fix_finger_every),
+            ("probe_dead_every", self.probe_dead_every),
         ] {
             if period < Duration::from_millis(1) {
                 return fail(&format!("{name} must be at least 1 ms"));

@@ -34,7 +34,7 @@ pub mod rtt;
 pub mod version;
 pub mod wire;
 
-pub use config::RingConfig;
+pub use config::{Faults, RingConfig};
 pub use id::{Id, KeyId, NodeId};
 pub use ring::{Action, LookupAnswer, LookupId, Phase, RingEvent, RingNode, RpcId};
 pub use wire::Peer;

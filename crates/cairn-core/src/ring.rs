@@ -36,6 +36,10 @@ use std::time::Duration;
 
 /// How many recently heard peers a node remembers as a last resort.
 pub const ACQUAINTANCES: usize = 16;
+/// How many peers given up for dead a node keeps probing.
+pub const GRAVEYARD: usize = 16;
+/// With nobody dead to probe, the seed is probed once in this many probe periods.
+pub const SEED_PROBE_EVERY: u64 = 6;
 
 /// Names one request this node sent, so that its answer can be matched.
 pub type RpcId = u64;
@@ -123,6 +127,8 @@ enum Purpose {
     CheckPredecessor,
     Lookup(LookupId),
     Leave,
+    /// Checking a node that a merge lookup found between me and my successor.
+    MergeCandidate,
 }
 
 #[derive(Clone, Debug)]
@@ -138,6 +144,10 @@ enum LookupKind {
     User,
     Join,
     Finger(u8),
+    /// successor(me) looked up through a peer once given up for dead: if that
+    /// peer is alive in another ring (after a partition healed), the answer
+    /// links the two rings together.
+    Merge,
 }
 
 #[derive(Clone, Debug)]
@@ -171,6 +181,15 @@ pub struct RingNode {
     next_stabilize: Duration,
     next_check_predecessor: Duration,
     next_fix_finger: Duration,
+    next_probe: Duration,
+    /// Peers given up for dead, with when; probed now and then (see
+    /// [`LookupKind::Merge`]) until `graveyard_memory` has passed.
+    graveyard: VecDeque<(Peer, Duration)>,
+    /// The peer this node first joined through: probed now and then like the
+    /// graveyard, so that a ring split off without any dead peer to probe
+    /// still finds its way back.
+    seed: Option<Peer>,
+    probes: u64,
     /// Peers heard from lately (answers and requests), most recent last, at most
     /// [`ACQUAINTANCES`]: the way back into the ring if every neighbour is lost.
     acquaintances: VecDeque<Peer>,
@@ -203,6 +222,10 @@ impl RingNode {
             next_stabilize: now,
             next_check_predecessor: now,
             next_fix_finger: now,
+            next_probe: now,
+            graveyard: VecDeque::new(),
+            seed: None,
+            probes: 0,
             acquaintances: VecDeque::new(),
             was_member: false,
             reported_successor: None,
@@ -213,6 +236,7 @@ impl RingNode {
         node.next_stabilize = now + node.jittered(node.config.stabilize_every);
         node.next_check_predecessor = now + node.jittered(node.config.check_predecessor_every);
         node.next_fix_finger = now + node.jittered(node.config.fix_finger_every);
+        node.next_probe = now + node.jittered(node.config.probe_dead_every);
         node
     }
 
@@ -271,6 +295,7 @@ impl RingNode {
             bootstrap,
             attempts: 0,
         };
+        self.seed.get_or_insert(bootstrap);
         self.start_join_lookup(now, bootstrap);
         self.report_changes();
     }
@@ -414,6 +439,18 @@ impl RingNode {
                 self.drive_lookup(now, id);
             }
             (Purpose::Leave, _) => self.leave_answered(),
+            (Purpose::MergeCandidate, Response::State { successors, .. }) => {
+                let me = self.me().id.id();
+                let still_closer = self
+                    .table
+                    .successor()
+                    .is_none_or(|s| between_open(me, from.id.id(), s.id.id()));
+                if still_closer {
+                    self.table
+                        .adopt_successors(from, &successors, |p| !self.dead.contains_key(&p.id));
+                    self.send(now, from, Request::Notify, Purpose::Notify);
+                }
+            }
             (purpose, _) => {
                 // An error or an answer of the wrong kind: the peer cannot serve us.
                 self.on_failed(now, from, purpose);
@@ -470,6 +507,10 @@ impl RingNode {
                     now + self.jittered(self.config.check_predecessor_every);
                 self.check_predecessor(now);
             }
+            if now >= self.next_probe {
+                self.next_probe = now + self.jittered(self.config.probe_dead_every);
+                self.probe_graveyard(now);
+            }
             if now >= self.next_fix_finger {
                 self.next_fix_finger = now + self.jittered(self.config.fix_finger_every);
                 self.fix_next_finger(now);
@@ -495,6 +536,7 @@ impl RingNode {
                 self.next_stabilize,
                 self.next_check_predecessor,
                 self.next_fix_finger,
+                self.next_probe,
             ],
         };
         requests.chain(lookups).chain(timers.iter().copied()).min()
@@ -523,7 +565,51 @@ impl RingNode {
         rpc
     }
 
+    /// Looks up successor(me) through the oldest peer given up for dead. If it
+    /// answers, it was only cut off (a partition that healed, a pause): a
+    /// closer successor in its ring joins the two rings, which Chord's
+    /// stabilization alone can never do.
+    fn probe_graveyard(&mut self, now: Duration) {
+        let memory = self.config.graveyard_memory;
+        self.graveyard
+            .retain(|(_, since)| now.saturating_sub(*since) < memory);
+        if self.phase != Phase::Active || self.lookups.values().any(|l| l.kind == LookupKind::Merge)
+        {
+            return;
+        }
+        self.probes += 1;
+        let peer = match self.graveyard.pop_front() {
+            Some((peer, since)) => {
+                self.graveyard.push_back((peer, since));
+                peer
+            }
+            // Nobody to probe: the seed, one probe period in SEED_PROBE_EVERY.
+            None => match self.seed {
+                Some(seed) if self.probes % SEED_PROBE_EVERY == 0 => seed,
+                _ => return,
+            },
+        };
+        let id = self.next_lookup;
+        self.next_lookup += 1;
+        let lookup = Lookup::new(
+            self.me().id.id(),
+            vec![peer],
+            now,
+            self.config.lookup_deadline,
+        )
+        .excluding(self.me().id);
+        self.lookups.insert(
+            id,
+            RunningLookup {
+                lookup,
+                kind: LookupKind::Merge,
+            },
+        );
+        self.drive_lookup(now, id);
+    }
+
     fn remember(&mut self, peer: Peer) {
+        self.graveyard.retain(|(p, _)| p.id != peer.id);
         self.acquaintances.retain(|p| p.id != peer.id);
         if self.acquaintances.len() == ACQUAINTANCES {
             self.acquaintances.pop_front();
@@ -601,7 +687,8 @@ impl RingNode {
         match its_predecessor {
             Some(candidate)
                 if candidate.id != self.me().id
-                    && between_open(me, candidate.id.id(), successor.id.id()) =>
+                    && between_open(me, candidate.id.id(), successor.id.id())
+                    && !self.config.faults.stabilize_ignores_predecessor =>
             {
                 // Adopt it only once it has answered us itself. (Even if it
                 // missed a request lately: it may have restarted, and asking is
@@ -718,7 +805,7 @@ impl RingNode {
                 }
             }
             Purpose::CheckPredecessor => self.checking_predecessor = false,
-            Purpose::Notify | Purpose::Leave => {}
+            Purpose::Notify | Purpose::Leave | Purpose::MergeCandidate => {}
             Purpose::Lookup(id) => {
                 if let Some(running) = self.lookups.get_mut(&id) {
                     running.lookup.on_failure(peer.id);
@@ -730,6 +817,11 @@ impl RingNode {
 
     fn mark_dead(&mut self, now: Duration, peer: Peer) {
         self.dead.insert(peer.id, now);
+        self.graveyard.retain(|(p, _)| p.id != peer.id);
+        if self.graveyard.len() == GRAVEYARD {
+            self.graveyard.pop_front();
+        }
+        self.graveyard.push_back((peer, now));
         if self.table.remove(peer.id) {
             self.actions
                 .push_back(Action::Event(RingEvent::PeerFailed { peer }));
@@ -800,8 +892,11 @@ impl RingNode {
         let Some(running) = self.lookups.get_mut(&id) else {
             return;
         };
-        let dead = &self.dead;
-        running.lookup.drop_candidates(|p| dead.contains_key(&p.id));
+        if matches!(running.kind, LookupKind::User | LookupKind::Finger(_)) {
+            // Join and merge lookups may ask a peer given up for dead on purpose.
+            let dead = &self.dead;
+            running.lookup.drop_candidates(|p| dead.contains_key(&p.id));
+        }
         if running.lookup.is_starved()
             && !running.lookup.is_paused(now)
             && running.kind != LookupKind::Join
@@ -867,6 +962,23 @@ impl RingNode {
                 if let Ok(owner) = result {
                     let node = self.first_live(&owner);
                     self.table.set_finger(index, node);
+                }
+            }
+            LookupKind::Merge => {
+                let Ok(owner) = result else { return };
+                let me = self.me();
+                let Some(found) = std::iter::once(owner.node)
+                    .chain(owner.next)
+                    .find(|p| p.id != me.id && !self.dead.contains_key(&p.id))
+                else {
+                    return;
+                };
+                let closer = match self.table.successor() {
+                    None => true,
+                    Some(successor) => between_open(me.id.id(), found.id.id(), successor.id.id()),
+                };
+                if closer {
+                    self.send(now, found, Request::GetState, Purpose::MergeCandidate);
                 }
             }
             LookupKind::Join => {
