@@ -1,0 +1,370 @@
+//! Group commit: many writers, one redb write transaction, one fsync.
+//!
+//! redb allows one write transaction at a time, and each durable commit costs
+//! an fsync (about 0.2 ms on the reference disk). A store that committed each
+//! writer's batch on its own would top out at the disk's fsync rate. Instead,
+//! writers hand their operations to one committer thread over a channel and
+//! block on a reply channel of their own:
+//!
+//! 1. The committer waits for the first job, then takes every job already
+//!    queued, up to [`CommitConfig::max_batch_records`] records and
+//!    [`CommitConfig::max_batch_bytes`] bytes. If [`CommitConfig::max_wait`]
+//!    is non-zero it waits up to that long for more; with the default (zero)
+//!    a lone writer is never delayed: batches form from the writers that
+//!    queued while the previous commit was at the disk, so the busier the
+//!    store, the larger the batch.
+//! 2. It applies the jobs in arrival order in one write transaction (last
+//!    writer wins, record by record) and commits it with
+//!    `Durability::Immediate`: one fsync for the whole batch.
+//! 3. Only then does it answer each writer with its own outcome. An answer is
+//!    therefore a durability acknowledgement.
+//!
+//! If a commit fails, no writer of that batch is acknowledged (each gets
+//! [`StoreError::CommitFailed`]; the batch may or may not have reached the
+//! disk, but never part of it, as redb commits are atomic). After such a
+//! failure the committer refuses further writes
+//! ([`StoreError::WritesStopped`]): after a failed fsync the page cache can
+//! no longer be trusted to match the disk, so the safe way on is to reopen
+//! the store, which recovers from what is really on disk. Reads go on.
+
+use crate::digest::{BucketSum, bucket_index};
+use crate::error::StoreError;
+use crate::record::{Applied, Record, supersedes};
+use crate::tables::{self, CHUNKS, ChunkEntry, META, RECORDS, VERSIONS, VersionEntry};
+use cairn_core::id::ChunkId;
+use redb::{Database, ReadableTable};
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How the committer forms batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitConfig {
+    /// Records (or chunk index updates) at most in one transaction. Default
+    /// 4096; at least 1. Bounds the time one commit holds everyone up.
+    pub max_batch_records: usize,
+    /// Key and value bytes at most in one transaction (a single larger job
+    /// still goes through, alone). Default 16 MiB.
+    pub max_batch_bytes: usize,
+    /// How long the committer waits for more jobs after the first before it
+    /// commits. Default zero: batches form only from writers already queued,
+    /// so a lone writer pays one fsync and nothing more.
+    pub max_wait: Duration,
+}
+
+impl Default for CommitConfig {
+    fn default() -> CommitConfig {
+        CommitConfig {
+            max_batch_records: 4096,
+            max_batch_bytes: 16 << 20,
+            max_wait: Duration::ZERO,
+        }
+    }
+}
+
+/// One writer's request.
+#[derive(Debug)]
+pub(crate) enum Op {
+    /// Apply records, last writer wins.
+    Apply(Vec<Record>),
+    /// Index a chunk whose file is durable.
+    AddChunk { id: ChunkId, len: u64, now_ms: u64 },
+    /// Move a chunk's last-referenced mark forward.
+    TouchChunk { id: ChunkId, now_ms: u64 },
+    /// Take a chunk out of the index.
+    RemoveChunk { id: ChunkId },
+}
+
+impl Op {
+    fn weight(&self) -> (usize, usize) {
+        match self {
+            Op::Apply(records) => (
+                records.len().max(1),
+                records.iter().map(|r| r.stored_bytes() as usize).sum(),
+            ),
+            _ => (1, 0),
+        }
+    }
+}
+
+/// The answer to one [`Op`].
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Per record of an [`Op::Apply`].
+    Applied(Vec<Applied>),
+    /// For chunk operations: whether the chunk was (newly, for an add) in the index.
+    Chunk(bool),
+}
+
+struct Job {
+    op: Op,
+    reply: SyncSender<Result<Outcome, StoreError>>,
+}
+
+/// The handle writers use; dropping it stops the committer after it has
+/// answered everything queued.
+#[derive(Debug)]
+pub(crate) struct Committer {
+    queue: Option<Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+}
+
+/// How much batching happened, for benchmarks and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitCounters {
+    /// Write transactions committed (one fsync each).
+    pub commits: u64,
+    /// Writer operations (calls) they carried.
+    pub operations: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    commits: AtomicU64,
+    operations: AtomicU64,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.op.fmt(f)
+    }
+}
+
+impl Committer {
+    pub(crate) fn start(db: Arc<Database>, config: CommitConfig) -> Result<Committer, StoreError> {
+        let (queue, jobs) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let thread_counters = counters.clone();
+        let thread = std::thread::Builder::new()
+            .name("cairn-store-commit".into())
+            .spawn(move || run(&db, config, jobs, &thread_counters))
+            .map_err(|source| StoreError::CommitFailed {
+                reason: format!("cannot start the commit thread: {source}"),
+            })?;
+        Ok(Committer {
+            queue: Some(queue),
+            thread: Some(thread),
+            counters,
+        })
+    }
+
+    /// Commits and operations so far.
+    pub(crate) fn counters(&self) -> CommitCounters {
+        CommitCounters {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            operations: self.counters.operations.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Queues an operation and waits until it is durable (or failed).
+    pub(crate) fn submit(&self, op: Op) -> Result<Outcome, StoreError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let queue = self.queue.as_ref().ok_or(StoreError::Closed)?;
+        queue
+            .send(Job { op, reply })
+            .map_err(|_| StoreError::Closed)?;
+        answer.recv().map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.queue = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(db: &Database, config: CommitConfig, jobs: Receiver<Job>, counters: &Counters) {
+    let mut stopped: Option<String> = None;
+    while let Ok(first) = jobs.recv() {
+        let batch = gather(first, &jobs, &config);
+        if let Some(reason) = &stopped {
+            for job in batch {
+                let _ = job.reply.send(Err(StoreError::WritesStopped {
+                    reason: reason.clone(),
+                }));
+            }
+            continue;
+        }
+        let (ops, replies): (Vec<Op>, Vec<_>) =
+            batch.into_iter().map(|job| (job.op, job.reply)).unzip();
+        let operations = ops.len() as u64;
+        match commit(db, ops) {
+            Ok(outcomes) => {
+                counters.commits.fetch_add(1, Ordering::Relaxed);
+                counters.operations.fetch_add(operations, Ordering::Relaxed);
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::CommitFailed {
+                        reason: reason.clone(),
+                    }));
+                }
+                stopped = Some(reason);
+            }
+        }
+    }
+}
+
+/// The first job and whatever else fits in this batch.
+fn gather(first: Job, jobs: &Receiver<Job>, config: &CommitConfig) -> Vec<Job> {
+    let (mut records, mut bytes) = first.op.weight();
+    let mut batch = vec![first];
+    let deadline = Instant::now() + config.max_wait;
+    while records < config.max_batch_records && bytes < config.max_batch_bytes {
+        let next = match jobs.try_recv() {
+            Ok(job) => job,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                match jobs.recv_timeout(deadline - now) {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        };
+        let (more_records, more_bytes) = next.op.weight();
+        records += more_records;
+        bytes += more_bytes;
+        batch.push(next);
+    }
+    batch
+}
+
+/// Running totals, read at the start of a transaction and written at its end.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Totals {
+    pub(crate) values: u64,
+    pub(crate) tombstones: u64,
+    pub(crate) record_bytes: u64,
+    pub(crate) chunks: u64,
+    pub(crate) chunk_bytes: u64,
+}
+
+/// Applies the operations in one write transaction and commits it durably.
+fn commit(db: &Database, ops: Vec<Op>) -> Result<Vec<Outcome>, StoreError> {
+    let txn = db.begin_write()?;
+    let mut outcomes = Vec::with_capacity(ops.len());
+    {
+        let mut records = txn.open_table(RECORDS)?;
+        let mut versions = txn.open_table(VERSIONS)?;
+        let mut buckets = txn.open_table(tables::BUCKETS)?;
+        let mut chunks = txn.open_table(CHUNKS)?;
+        let mut meta = txn.open_table(META)?;
+        let mut totals = tables::read_totals(&meta)?;
+        let mut touched: BTreeMap<u16, BucketSum> = BTreeMap::new();
+        for op in ops {
+            let outcome = match op {
+                Op::Apply(batch) => {
+                    let mut applied = Vec::with_capacity(batch.len());
+                    for record in batch {
+                        let key = record.key_id.0.0;
+                        let old = versions
+                            .get(&key)?
+                            .map(|guard| VersionEntry::from_bytes(guard.value()));
+                        if !supersedes(record.version, old.map(|entry| entry.version)) {
+                            let stored = old.map_or(record.version, |entry| entry.version);
+                            applied.push(Applied::Stale { stored });
+                            continue;
+                        }
+                        let entry = VersionEntry::of(&record);
+                        records.insert(&key, record.encode().as_slice())?;
+                        versions.insert(&key, &entry.to_bytes())?;
+                        let bucket = bucket_index(record.key_id.0);
+                        let sum = match touched.entry(bucket) {
+                            Entry::Occupied(slot) => slot.into_mut(),
+                            Entry::Vacant(slot) => slot.insert(
+                                buckets
+                                    .get(bucket)?
+                                    .map(|guard| BucketSum::from_bytes(guard.value()))
+                                    .unwrap_or_default(),
+                            ),
+                        };
+                        if let Some(old) = old {
+                            sum.remove(record.key_id, old.version);
+                            old.count_out(&mut totals);
+                        }
+                        sum.add(record.key_id, record.version);
+                        entry.count_in(&mut totals);
+                        applied.push(Applied::Stored);
+                    }
+                    Outcome::Applied(applied)
+                }
+                Op::AddChunk { id, len, now_ms } => {
+                    let old = chunks
+                        .get(&id.0.0)?
+                        .map(|guard| ChunkEntry::from_bytes(guard.value()));
+                    let entry = match old {
+                        Some(old) => {
+                            totals.chunk_bytes = totals.chunk_bytes.saturating_sub(old.len);
+                            ChunkEntry {
+                                len,
+                                last_referenced_ms: old.last_referenced_ms.max(now_ms),
+                            }
+                        }
+                        None => {
+                            totals.chunks += 1;
+                            ChunkEntry {
+                                len,
+                                last_referenced_ms: now_ms,
+                            }
+                        }
+                    };
+                    totals.chunk_bytes += len;
+                    chunks.insert(&id.0.0, &entry.to_bytes())?;
+                    Outcome::Chunk(old.is_none())
+                }
+                Op::TouchChunk { id, now_ms } => {
+                    let old = chunks
+                        .get(&id.0.0)?
+                        .map(|guard| ChunkEntry::from_bytes(guard.value()));
+                    if let Some(old) = old
+                        && now_ms > old.last_referenced_ms
+                    {
+                        let entry = ChunkEntry {
+                            last_referenced_ms: now_ms,
+                            ..old
+                        };
+                        chunks.insert(&id.0.0, &entry.to_bytes())?;
+                    }
+                    Outcome::Chunk(old.is_some())
+                }
+                Op::RemoveChunk { id } => {
+                    let old = chunks
+                        .remove(&id.0.0)?
+                        .map(|guard| ChunkEntry::from_bytes(guard.value()));
+                    if let Some(old) = old {
+                        totals.chunks = totals.chunks.saturating_sub(1);
+                        totals.chunk_bytes = totals.chunk_bytes.saturating_sub(old.len);
+                    }
+                    Outcome::Chunk(old.is_some())
+                }
+            };
+            outcomes.push(outcome);
+        }
+        for (bucket, sum) in touched {
+            if sum.count == 0 {
+                buckets.remove(bucket)?;
+            } else {
+                buckets.insert(bucket, &sum.to_bytes())?;
+            }
+        }
+        tables::write_totals(&mut meta, &totals)?;
+    }
+    txn.commit()?;
+    Ok(outcomes)
+}

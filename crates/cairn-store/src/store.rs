@@ -1,0 +1,136 @@
+//! The `Store` trait: what the node asks of its storage, whatever keeps it.
+//!
+//! Two implementations: [`crate::RedbStore`] (records in redb, chunks as
+//! files, group commit) and [`crate::MemoryStore`] (for tests). Every
+//! operation is synchronous; the node calls them from blocking threads.
+//!
+//! Contract shared by both:
+//! - `apply` is atomic per call and durable when it returns `Ok`: after a
+//!   crash, every record it reported [`Applied::Stored`] is there (or a newer
+//!   version of that key is). An `Err` acknowledges nothing.
+//! - Last writer wins, record by record, in batch order.
+//! - A chunk returned by `get_chunk` has been checked against its id.
+
+use crate::digest::{NodeDigest, TreeNode};
+use crate::error::StoreError;
+use crate::range::KeyRange;
+use crate::record::{Applied, Record};
+use cairn_core::id::{ChunkId, KeyId};
+use cairn_core::version::Version;
+
+/// The largest batch one `apply` call may carry.
+pub const MAX_BATCH_RECORDS: usize = 4096;
+
+/// The largest chunk the store accepts: 4 MiB, the chunker's maximum.
+pub const MAX_CHUNK_LEN: usize = 4 << 20;
+
+/// Totals of what a store holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Records holding a value.
+    pub values: u64,
+    /// Records that are tombstones.
+    pub tombstones: u64,
+    /// Key and value bytes of all records.
+    pub record_bytes: u64,
+    /// Chunks in the chunk index.
+    pub chunks: u64,
+    /// Bytes of those chunks.
+    pub chunk_bytes: u64,
+}
+
+/// One chunk as the chunk index knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkInfo {
+    /// The chunk's id (BLAKE3 of its bytes).
+    pub id: ChunkId,
+    /// Its length in bytes.
+    pub len: u64,
+    /// When a manifest last referenced it, in milliseconds since the UNIX
+    /// epoch, as the caller said (for garbage collection after a grace period).
+    pub last_referenced_ms: u64,
+}
+
+/// A node's storage: records with versions, and content-addressed chunks.
+pub trait Store: Send + Sync {
+    /// Applies a batch of records, last writer wins: each replaces the stored
+    /// record of its key only if its version is newer. Says, per record, which
+    /// won. Durable when it returns `Ok`.
+    fn apply(&self, records: Vec<Record>) -> Result<Vec<Applied>, StoreError>;
+
+    /// The record of a key id (a value or a tombstone).
+    fn get(&self, key_id: KeyId) -> Result<Option<Record>, StoreError>;
+
+    /// Up to `limit` records in `range`, clockwise from its start. To page on,
+    /// scan [`KeyRange::rest_after`] the last one returned.
+    fn scan(&self, range: KeyRange, limit: usize) -> Result<Vec<Record>, StoreError>;
+
+    /// Counts and bytes.
+    fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// The digest of what is stored under `node` within `range`.
+    fn digest(&self, range: KeyRange, node: TreeNode) -> Result<NodeDigest, StoreError>;
+
+    /// The (key id, version) of each record under `node` within `range`,
+    /// clockwise from the range's start.
+    fn list_versions(
+        &self,
+        range: KeyRange,
+        node: TreeNode,
+    ) -> Result<Vec<(KeyId, Version)>, StoreError>;
+
+    /// True if the chunk index holds the chunk.
+    fn has_chunk(&self, id: ChunkId) -> Result<bool, StoreError>;
+
+    /// Stores a chunk (durably, when it returns) and returns its id; marks it
+    /// referenced at `now_ms`. Storing a chunk already held only updates that mark.
+    fn put_chunk(&self, bytes: &[u8], now_ms: u64) -> Result<ChunkId, StoreError>;
+
+    /// The chunk's bytes, checked against its id. A chunk that fails the
+    /// check is deleted and reported as [`StoreError::CorruptChunk`].
+    fn get_chunk(&self, id: ChunkId) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Deletes a chunk; false if it was not there.
+    fn delete_chunk(&self, id: ChunkId) -> Result<bool, StoreError>;
+
+    /// Marks a chunk referenced at `now_ms` (the mark only moves forward);
+    /// false if the chunk is not held.
+    fn touch_chunk(&self, id: ChunkId, now_ms: u64) -> Result<bool, StoreError>;
+
+    /// Up to `limit` chunks with ids after `after` (from the start if `None`),
+    /// in id order.
+    fn list_chunks(
+        &self,
+        after: Option<ChunkId>,
+        limit: usize,
+    ) -> Result<Vec<ChunkInfo>, StoreError>;
+}
+
+/// Checks a batch before it is queued, so that one caller's bad record never
+/// fails the other callers sharing its commit.
+pub(crate) fn check_batch(records: &[Record]) -> Result<(), StoreError> {
+    if records.len() > MAX_BATCH_RECORDS {
+        return Err(StoreError::BatchTooLarge {
+            records: records.len(),
+            limit: MAX_BATCH_RECORDS,
+        });
+    }
+    for record in records {
+        record.check().map_err(|reason| StoreError::InvalidRecord {
+            key_id: record.key_id,
+            reason,
+        })?;
+    }
+    Ok(())
+}
+
+/// Checks a chunk's size against [`MAX_CHUNK_LEN`].
+pub(crate) fn check_chunk_len(len: usize) -> Result<(), StoreError> {
+    if len > MAX_CHUNK_LEN {
+        return Err(StoreError::ChunkTooLarge {
+            len,
+            limit: MAX_CHUNK_LEN,
+        });
+    }
+    Ok(())
+}
