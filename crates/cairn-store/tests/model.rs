@@ -113,6 +113,10 @@ fn node_of(choice: Option<(usize, u8)>) -> TreeNode {
     }
 }
 
+/// One question to both store and model: the range (after, through], a tree
+/// node, and the page size of the scan.
+type Query = (End, End, Option<(usize, u8)>, usize);
+
 /// The reference model: last writer wins over a BTreeMap.
 #[derive(Default)]
 struct Model {
@@ -164,7 +168,7 @@ fn check_against_model(
     name: &str,
     store: &dyn Store,
     ops: &[Op],
-    ranges: &[(End, End, Option<(usize, u8)>, usize)],
+    ranges: &[Query],
 ) -> Result<(), TestCaseError> {
     let mut model = Model::default();
     // Apply in batches of up to 4, as concurrent writers would.
@@ -250,7 +254,7 @@ fn check_against_model(
     Ok(())
 }
 
-fn ranges() -> impl Strategy<Value = Vec<(End, End, Option<(usize, u8)>, usize)>> {
+fn ranges() -> impl Strategy<Value = Vec<Query>> {
     proptest::collection::vec((end(), end(), tree_node(), 1usize..8), 1..6)
 }
 
