@@ -1,1 +1,155 @@
-fn main() {}
+//! The child process of the crash tests (`tests/crash.rs`): opens a store,
+//! writes records and chunks from several threads as fast as it can, and
+//! prints one line per acknowledged write, until it is killed (or, as a
+//! safety net, after 20 seconds).
+//!
+//! Usage: `cairn-store-crash-writer DATA_DIR SEED`
+//!
+//! Lines on stdout, each printed only after the store acknowledged the write:
+//! - `R <key> <physical> <node> <tombstone 0|1> <value length>`: a record
+//!   that won (its value is [`value_for`] of key, physical and length);
+//! - `C <64 hex>`: a chunk.
+
+use cairn_core::id::{Id, NodeId};
+use cairn_core::rng::Rng;
+use cairn_core::version::{HlcTimestamp, Version};
+use cairn_store::{Record, RedbStore, Store, StoreConfig};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const WRITERS: u64 = 4;
+const KEYS: u64 = 200;
+const RUN_AT_MOST: Duration = Duration::from_secs(20);
+
+/// The value written for a key at a version: anyone can recompute it.
+fn value_for(key: &str, physical: u64, len: usize) -> Vec<u8> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(key.as_bytes());
+    hasher.update(&physical.to_be_bytes());
+    let mut out = vec![0u8; len];
+    hasher.finalize_xof().fill(&mut out);
+    out
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (Some(dir), Some(seed)) = (args.next(), args.next()) else {
+        eprintln!("usage: cairn-store-crash-writer DATA_DIR SEED");
+        std::process::exit(2);
+    };
+    let Ok(seed) = seed.parse::<u64>() else {
+        eprintln!("SEED must be a number");
+        std::process::exit(2);
+    };
+    let store = match RedbStore::open(&PathBuf::from(dir), StoreConfig::default()) {
+        Ok(store) => Arc::new(store),
+        Err(error) => {
+            eprintln!("cannot open the store: {error}");
+            std::process::exit(1);
+        }
+    };
+    // Versions grow across runs: microseconds since the epoch, then a counter.
+    let start = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    let clock = Arc::new(AtomicU64::new(start));
+    let deadline = Instant::now() + RUN_AT_MOST;
+    let threads: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            let store = store.clone();
+            let clock = clock.clone();
+            std::thread::spawn(move || {
+                write(
+                    &*store,
+                    &clock,
+                    Rng::new(seed ^ (writer << 32)),
+                    writer,
+                    deadline,
+                )
+            })
+        })
+        .collect();
+    for thread in threads {
+        let _ = thread.join();
+    }
+}
+
+fn write(store: &dyn Store, clock: &AtomicU64, mut rng: Rng, writer: u64, deadline: Instant) {
+    let node = NodeId(Id([writer as u8 + 1; 32]));
+    while Instant::now() < deadline {
+        if rng.next_u64() % 10 < 7 {
+            let count = 1 + rng.next_u64() % 3;
+            let mut lines = Vec::new();
+            let records: Vec<Record> = (0..count)
+                .map(|_| {
+                    let key = format!("key-{}", rng.next_u64() % KEYS);
+                    let physical = clock.fetch_add(1, Ordering::SeqCst);
+                    let version = Version::new(
+                        HlcTimestamp {
+                            physical_ms: physical,
+                            logical: 0,
+                        },
+                        node,
+                    );
+                    let tombstone = rng.next_u64() % 10 == 0;
+                    let len = (rng.next_u64() % 2048) as usize;
+                    lines.push(format!(
+                        "R {key} {physical} {} {} {len}",
+                        writer + 1,
+                        u8::from(tombstone)
+                    ));
+                    if tombstone {
+                        Record::tombstone(key.as_bytes(), version)
+                    } else {
+                        Record::value(key.as_bytes(), version, value_for(&key, physical, len))
+                    }
+                })
+                .collect();
+            match store.apply(records) {
+                Ok(applied) => {
+                    let won: Vec<String> = lines
+                        .into_iter()
+                        .zip(applied)
+                        .filter(|(_, applied)| applied.won())
+                        .map(|(line, _)| line)
+                        .collect();
+                    acknowledge(&won);
+                }
+                Err(error) => eprintln!("apply failed: {error}"),
+            }
+        } else {
+            let len = if rng.next_u64() % 8 == 0 {
+                1 << 20
+            } else {
+                1 + (rng.next_u64() % (256 << 10)) as usize
+            };
+            let mut bytes = vec![0u8; len];
+            let mut fill = Rng::new(rng.next_u64());
+            for chunk in bytes.chunks_mut(8) {
+                let word = fill.next_u64().to_le_bytes();
+                chunk.copy_from_slice(&word[..chunk.len()]);
+            }
+            match store.put_chunk(&bytes, 0) {
+                Ok(id) => acknowledge(&[format!("C {}", id.0.to_hex())]),
+                Err(error) => eprintln!("put_chunk failed: {error}"),
+            }
+        }
+    }
+}
+
+/// Prints acknowledgements, flushed at once: a line that reaches the pipe
+/// before the kill is a promise the store must keep.
+fn acknowledge(lines: &[String]) {
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        if writeln!(out, "{line}").is_err() {
+            std::process::exit(0);
+        }
+    }
+    if out.flush().is_err() {
+        std::process::exit(0);
+    }
+}
