@@ -212,7 +212,11 @@ impl Lookup {
             self.result = Some(Err(error.clone()));
             return LookupStep::Done(Err(error));
         }
-        if self.in_flight.is_some() || self.is_paused(now) {
+        if self.is_paused(now) {
+            return LookupStep::Wait;
+        }
+        self.paused_until = None;
+        if self.in_flight.is_some() {
             return LookupStep::Wait;
         }
         if self.candidates.is_empty() {
@@ -340,6 +344,7 @@ mod tests {
         assert_eq!(lookup.wake_at(), at(500));
         lookup.reseed(vec![peer(50), peer(7)]);
         assert_eq!(lookup.next(at(500)), LookupStep::Ask(peer(50)));
+        assert_eq!(lookup.wake_at(), at(5000), "the pause is over: only the deadline is left");
     }
 
     #[test]

@@ -418,11 +418,32 @@ impl RingNode {
                     ..
                 },
             ) => self.on_successor_state(now, from, predecessor, &successors),
-            (Purpose::StabilizeCandidate, Response::State { successors, .. }) => {
+            (
+                Purpose::StabilizeCandidate,
+                Response::State {
+                    predecessor,
+                    successors,
+                    ..
+                },
+            ) => {
                 self.table
                     .adopt_successors(from, &successors, |p| !self.dead.contains_key(&p.id));
-                self.send(now, from, Request::Notify, Purpose::Notify);
-                self.stabilizing = false;
+                // Its own predecessor may be closer still (many nodes joined
+                // between me and my old successor): follow the chain at once
+                // rather than one step per stabilization period.
+                let me = self.me().id;
+                match predecessor {
+                    Some(closer)
+                        if closer.id != me
+                            && between_open(me.id(), closer.id.id(), from.id.id()) =>
+                    {
+                        self.send(now, closer, Request::GetState, Purpose::StabilizeCandidate);
+                    }
+                    _ => {
+                        self.send(now, from, Request::Notify, Purpose::Notify);
+                        self.stabilizing = false;
+                    }
+                }
             }
             (Purpose::Notify, Response::Ack) => {}
             (Purpose::CheckPredecessor, Response::Pong) => self.checking_predecessor = false,

@@ -1,5 +1,6 @@
 //! Adaptive request timeouts from measured round trips (RFC 6298): a timeout
-//! follows the smoothed round trip plus four deviations, within configured bounds.
+//! follows the smoothed round trip plus four deviations (at least twice the
+//! smoothed round trip), within configured bounds.
 //! Dead peers are thus detected in a few round trips, not a fixed second.
 
 use crate::config::RtoConfig;
@@ -57,7 +58,9 @@ impl RttEstimator {
     pub fn timeout(&self) -> Duration {
         let base = match self.smoothed {
             None => self.bounds.initial,
-            Some(srtt) => srtt + self.variation * 4,
+            // Four deviations above the mean, but never less than twice it: a
+            // round trip that merely varies must not be taken for a death.
+            Some(srtt) => (srtt + self.variation * 4).max(srtt * 2),
         };
         (base.max(self.bounds.min) * self.backoff).min(self.bounds.max)
     }
@@ -109,8 +112,7 @@ mod tests {
         for _ in 0..20 {
             rtt.sample(ms(200));
         }
-        let timeout = rtt.timeout();
-        assert!(timeout >= ms(200) && timeout < ms(400), "{timeout:?}");
+        assert_eq!(rtt.timeout(), ms(400), "at least twice the round trip");
         for _ in 0..20 {
             rtt.sample(ms(10_000));
         }

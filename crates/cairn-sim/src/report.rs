@@ -1,0 +1,178 @@
+//! What a run measured, as text for people and JSON for scripts.
+
+use serde::Serialize;
+use std::fmt::Write;
+
+/// Lookup figures over a set of lookups.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LookupStats {
+    pub count: usize,
+    /// Timed out or ran out of candidates.
+    pub failed: usize,
+    /// Answered with a node that is not the true successor.
+    pub wrong: usize,
+    /// (failed + wrong) / count.
+    pub failure_rate: f64,
+    pub hops_mean: f64,
+    pub hops_p50: u32,
+    pub hops_p99: u32,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+}
+
+impl LookupStats {
+    pub fn from_outcomes(outcomes: &[crate::sim::LookupOutcome]) -> LookupStats {
+        let count = outcomes.len();
+        let failed = outcomes.iter().filter(|o| o.failed).count();
+        let wrong = outcomes.iter().filter(|o| !o.failed && !o.correct).count();
+        let mut hops: Vec<u32> = outcomes.iter().filter(|o| !o.failed).map(|o| o.hops).collect();
+        hops.sort_unstable();
+        let mut latency: Vec<f64> = outcomes
+            .iter()
+            .filter(|o| !o.failed)
+            .map(|o| o.latency.as_secs_f64() * 1000.0)
+            .collect();
+        latency.sort_by(f64::total_cmp);
+        LookupStats {
+            count,
+            failed,
+            wrong,
+            failure_rate: if count == 0 { 0.0 } else { (failed + wrong) as f64 / count as f64 },
+            hops_mean: if hops.is_empty() {
+                0.0
+            } else {
+                hops.iter().map(|h| f64::from(*h)).sum::<f64>() / hops.len() as f64
+            },
+            hops_p50: percentile(&hops, 0.50).unwrap_or(0),
+            hops_p99: percentile(&hops, 0.99).unwrap_or(0),
+            latency_p50_ms: percentile(&latency, 0.50).unwrap_or(0.0),
+            latency_p99_ms: percentile(&latency, 0.99).unwrap_or(0.0),
+        }
+    }
+}
+
+/// The value below which a fraction `p` of the sorted values lie.
+pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(at.min(sorted.len() - 1)).copied()
+}
+
+/// Messages and bytes per node per second over a window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Traffic {
+    pub messages_per_node_per_s: f64,
+    pub bytes_per_node_per_s: f64,
+}
+
+/// Everything a run measured. Same seed and settings, same report (but `wall_seconds`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Report {
+    pub seed: u64,
+    pub nodes: usize,
+    pub events: u64,
+    pub simulated_seconds: f64,
+    /// Seconds after the last join until the ring was correct.
+    pub build_converge_s: Option<f64>,
+    /// Maintenance only (no churn, no client lookups), on the settled ring.
+    pub maintenance: Traffic,
+    pub churn_joins: u64,
+    pub churn_crashes: u64,
+    pub churn_leaves: u64,
+    pub churn_join_failures: u64,
+    /// Peers dropped after a missed request, over the whole run.
+    pub peer_failures: u64,
+    /// Lookups started during churn (finished then or while settling).
+    pub churn_lookups: LookupStats,
+    /// All traffic during churn (maintenance, joins and client lookups).
+    pub churn_traffic: Traffic,
+    /// Seconds after churn (or the partition) stopped until the ring was correct.
+    pub converge_after_churn_s: Option<f64>,
+    /// Lookups on the settled ring at the end: every one must be correct.
+    pub final_lookups: LookupStats,
+    /// Keys per node, max / mean, for 100,000 random keys on the final ring.
+    pub keys_imbalance: f64,
+    /// The first broken invariant, if the ring did not converge.
+    pub violation: Option<String>,
+    #[serde(skip)]
+    pub wall_seconds: f64,
+    #[serde(skip)]
+    pub peak_memory_mib: Option<f64>,
+}
+
+impl Report {
+    /// The report for people.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let opt = |v: Option<f64>| v.map_or("did not converge".to_string(), |s| format!("{s:.1} s"));
+        let _ = writeln!(out, "cairn-sim: {} nodes, seed {}, {} events, {:.0} s simulated", self.nodes, self.seed, self.events, self.simulated_seconds);
+        let _ = writeln!(out, "ring built by joins; correct {} after the last join", opt(self.build_converge_s));
+        let _ = writeln!(
+            out,
+            "maintenance (settled ring): {:.2} msg/node/s, {:.0} B/node/s",
+            self.maintenance.messages_per_node_per_s, self.maintenance.bytes_per_node_per_s
+        );
+        if self.churn_lookups.count > 0 || self.churn_joins + self.churn_crashes + self.churn_leaves > 0 {
+            let _ = writeln!(
+                out,
+                "churn: {} joins, {} crashes, {} leaves, {} failed joins; all traffic {:.2} msg/node/s, {:.0} B/node/s",
+                self.churn_joins,
+                self.churn_crashes,
+                self.churn_leaves,
+                self.churn_join_failures,
+                self.churn_traffic.messages_per_node_per_s,
+                self.churn_traffic.bytes_per_node_per_s
+            );
+            write_lookups(&mut out, "lookups during churn", &self.churn_lookups);
+            let _ = writeln!(out, "converged {} after churn stopped", opt(self.converge_after_churn_s));
+        }
+        write_lookups(&mut out, "lookups on the settled ring", &self.final_lookups);
+        let _ = writeln!(out, "peers dropped after a missed request: {}", self.peer_failures);
+        let _ = writeln!(out, "keys per node (100,000 keys): max/mean {:.2}", self.keys_imbalance);
+        match &self.violation {
+            Some(v) => {
+                let _ = writeln!(out, "INVARIANT BROKEN: {v}");
+            }
+            None => {
+                let _ = writeln!(out, "invariants hold at the end");
+            }
+        }
+        let _ = write!(out, "wall time {:.1} s", self.wall_seconds);
+        if let Some(mib) = self.peak_memory_mib {
+            let _ = write!(out, ", peak memory {mib:.0} MiB");
+        }
+        out.push('\n');
+        out
+    }
+}
+
+fn write_lookups(out: &mut String, what: &str, stats: &LookupStats) {
+    let _ = writeln!(
+        out,
+        "{what}: {} ({} failed, {} wrong: {:.4}%), hops mean {:.2} p50 {} p99 {}, latency p50 {:.0} ms p99 {:.0} ms",
+        stats.count,
+        stats.failed,
+        stats.wrong,
+        stats.failure_rate * 100.0,
+        stats.hops_mean,
+        stats.hops_p50,
+        stats.hops_p99,
+        stats.latency_p50_ms,
+        stats.latency_p99_ms
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_a_small_set() {
+        let values = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+        assert_eq!(percentile(&values, 0.5), Some(6));
+        assert_eq!(percentile(&values, 0.99), Some(10));
+        assert_eq!(percentile::<u32>(&[], 0.5), None);
+    }
+}

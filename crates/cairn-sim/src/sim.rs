@@ -1,0 +1,468 @@
+//! The event loop: a virtual clock, a priority queue of events, one seeded
+//! RNG, and the `cairn-core` state machines of every simulated node.
+//!
+//! Everything that happens is an event taken from the queue in (time,
+//! sequence) order, so the same seed gives the same run, event for event.
+//! Messages to a node that is gone are dropped (the sender times out, as in
+//! reality). The simulator also keeps the truth: which nodes are members, so
+//! that checks and lookups can be judged against successor(x) computed from
+//! the true membership.
+
+use crate::network::{NetworkModel, Partition};
+use cairn_core::lookup::LookupError;
+use cairn_core::rng::Rng;
+use cairn_core::wire::{Request, Response};
+use cairn_core::{Action, Id, LookupAnswer, LookupId, NodeId, Peer, Phase, RingConfig, RingEvent, RingNode, RpcId};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+/// Estimated bytes a message costs on the wire beyond its payload: IP and UDP
+/// headers, a QUIC short header, a stream frame header, the AEAD tag, and the
+/// 4-byte frame length (20 + 8 + 12 + 5 + 16 + 4).
+pub const WIRE_OVERHEAD: usize = 65;
+/// How many traced events are kept for `--replay`.
+const TRACE_LEN: usize = 400;
+
+/// What can happen.
+#[derive(Clone, Debug)]
+pub enum Event {
+    Deliver { to: NodeId, from: Peer, message: Message },
+    Wake { node: NodeId },
+    /// A workload event, handled by the scenario (see [`Sim::run_until`]).
+    Workload(Workload),
+}
+
+/// A message in flight.
+#[derive(Clone, Debug)]
+pub enum Message {
+    Request { rpc: RpcId, request: Request },
+    Response { rpc: RpcId, response: Response },
+}
+
+/// Workload events, scheduled by the scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// A new node joins through a random member.
+    Arrive,
+    /// A node's session ends: it crashes or leaves.
+    Depart(NodeId),
+    /// A lookup of a random id from a random member.
+    Lookup,
+}
+
+struct Entry {
+    at: Duration,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    /// Reversed: the heap pops the earliest (time, sequence) first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// A simulated node: the core state machine and when it asked to be woken.
+pub struct SimNode {
+    pub core: RingNode,
+    wake: Option<Duration>,
+}
+
+/// How a lookup ended, judged against the truth.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LookupOutcome {
+    pub correct: bool,
+    pub failed: bool,
+    pub hops: u32,
+    pub latency: Duration,
+}
+
+/// Counters, cumulative from the start of the run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counters {
+    pub events: u64,
+    pub messages: u64,
+    pub bytes: u64,
+    pub lost: u64,
+    pub joins: u64,
+    pub crashes: u64,
+    pub leaves: u64,
+    pub join_failures: u64,
+    /// Peers dropped by a node after a missed request (false ones on a static ring).
+    pub peer_failures: u64,
+}
+
+/// The whole simulated world.
+pub struct Sim {
+    pub now: Duration,
+    pub rng: Rng,
+    pub config: RingConfig,
+    pub network: NetworkModel,
+    pub partitions: Vec<Partition>,
+    queue: BinaryHeap<Entry>,
+    seq: u64,
+    nodes: BTreeMap<NodeId, SimNode>,
+    /// The truth: nodes that finished their join and have not left or crashed, by id.
+    members: BTreeMap<Id, Peer>,
+    /// The same members in a vector, for picking one at random in O(1).
+    member_list: Vec<NodeId>,
+    member_index: HashMap<NodeId, usize>,
+    lookups: HashMap<(NodeId, LookupId), ()>,
+    /// Finished lookups not yet collected by the scenario.
+    pub outcomes: Vec<LookupOutcome>,
+    pub counters: Counters,
+    next_address: u32,
+    encode_buffer: Vec<u8>,
+    trace: Option<VecDeque<String>>,
+}
+
+impl Sim {
+    pub fn new(seed: u64, config: RingConfig, network: NetworkModel) -> Sim {
+        Sim {
+            now: Duration::ZERO,
+            rng: Rng::new(seed),
+            config,
+            network,
+            partitions: Vec::new(),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            nodes: BTreeMap::new(),
+            members: BTreeMap::new(),
+            member_list: Vec::new(),
+            member_index: HashMap::new(),
+            lookups: HashMap::new(),
+            outcomes: Vec::new(),
+            counters: Counters::default(),
+            next_address: 1,
+            encode_buffer: vec![0; 64 * 1024],
+            trace: None,
+        }
+    }
+
+    /// Keeps the last events in memory, to print around a broken invariant.
+    pub fn enable_trace(&mut self) {
+        self.trace = Some(VecDeque::with_capacity(TRACE_LEN));
+    }
+
+    /// The traced events, oldest first (empty if tracing is off).
+    pub fn trace(&self) -> Vec<String> {
+        self.trace.iter().flatten().cloned().collect()
+    }
+
+    fn note(&mut self, what: impl FnOnce() -> String) {
+        if let Some(trace) = &mut self.trace {
+            if trace.len() == TRACE_LEN {
+                trace.pop_front();
+            }
+            trace.push_back(format!("{:>12.3}s {}", self.now.as_secs_f64(), what()));
+        }
+    }
+
+    pub fn schedule(&mut self, at: Duration, event: Event) {
+        self.seq += 1;
+        self.queue.push(Entry {
+            at: at.max(self.now),
+            seq: self.seq,
+            event,
+        });
+    }
+
+    // ---- membership ----
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &RingNode> {
+        self.nodes.values().map(|n| &n.core)
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<&RingNode> {
+        self.nodes.get(&id).map(|n| &n.core)
+    }
+
+    /// The true members, in ring order.
+    pub fn members(&self) -> impl Iterator<Item = &Peer> {
+        self.members.values()
+    }
+
+    /// successor(target) among the true members.
+    pub fn true_successor(&self, target: Id) -> Option<Peer> {
+        self.members
+            .range(target..)
+            .next()
+            .or_else(|| self.members.iter().next())
+            .map(|(_, peer)| *peer)
+    }
+
+    pub fn random_member(&mut self) -> Option<NodeId> {
+        if self.member_list.is_empty() {
+            return None;
+        }
+        let at = (self.rng.next_u64() % self.member_list.len() as u64) as usize;
+        Some(self.member_list[at])
+    }
+
+    fn add_member(&mut self, peer: Peer) {
+        if self.member_index.contains_key(&peer.id) {
+            return;
+        }
+        self.members.insert(peer.id.id(), peer);
+        self.member_index.insert(peer.id, self.member_list.len());
+        self.member_list.push(peer.id);
+    }
+
+    fn remove_member(&mut self, id: NodeId) {
+        self.members.remove(&id.id());
+        if let Some(at) = self.member_index.remove(&id) {
+            self.member_list.swap_remove(at);
+            if let Some(moved) = self.member_list.get(at) {
+                self.member_index.insert(*moved, at);
+            }
+        }
+    }
+
+    fn random_id(&mut self) -> Id {
+        let mut bytes = [0u8; 32];
+        for chunk in bytes.chunks_mut(8) {
+            chunk.copy_from_slice(&self.rng.next_u64().to_be_bytes());
+        }
+        Id(bytes)
+    }
+
+    /// Starts a node; it joins through `via`, or forms a ring of its own.
+    pub fn spawn(&mut self, via: Option<Peer>) -> NodeId {
+        let n = self.next_address;
+        self.next_address += 1;
+        let ip = Ipv4Addr::new(127, (n >> 16) as u8, (n >> 8) as u8, n as u8);
+        let me = Peer {
+            id: NodeId(self.random_id()),
+            addr: SocketAddr::V4(SocketAddrV4::new(ip, 7000)),
+        };
+        let seed = self.rng.next_u64();
+        let mut core = RingNode::new(me, self.config.clone(), seed, self.now);
+        match via {
+            Some(bootstrap) => core.join(self.now, bootstrap),
+            None => self.add_member(me),
+        }
+        self.nodes.insert(me.id, SimNode { core, wake: None });
+        self.note(|| format!("{} starts, joining through {:?}", me.id.short(), via.map(|p| p.id.short())));
+        self.drain(me.id);
+        me.id
+    }
+
+    /// A node stops at once, without a word.
+    pub fn crash(&mut self, id: NodeId) {
+        if self.nodes.remove(&id).is_some() {
+            self.counters.crashes += 1;
+            self.remove_member(id);
+            self.note(|| format!("{} crashes", id.short()));
+        }
+    }
+
+    /// A node leaves gracefully: it is no longer a member; it stops once its neighbours were told.
+    pub fn leave(&mut self, id: NodeId) {
+        let now = self.now;
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        node.core.leave(now);
+        self.counters.leaves += 1;
+        self.remove_member(id);
+        self.note(|| format!("{} leaves", id.short()));
+        self.drain(id);
+    }
+
+    /// Starts a lookup of `target` at member `from`.
+    pub fn start_lookup(&mut self, from: NodeId, target: Id) {
+        let now = self.now;
+        let Some(node) = self.nodes.get_mut(&from) else {
+            return;
+        };
+        let lookup = node.core.start_lookup(now, target);
+        self.lookups.insert((from, lookup), ());
+        self.drain(from);
+    }
+
+    // ---- the loop ----
+
+    /// Processes events up to `until`; workload events are handed to `workload`.
+    pub fn run_until(&mut self, until: Duration, workload: &mut dyn FnMut(&mut Sim, Workload)) {
+        while let Some(entry) = self.queue.peek() {
+            if entry.at > until {
+                break;
+            }
+            let Some(entry) = self.queue.pop() else { break };
+            self.now = entry.at;
+            self.counters.events += 1;
+            match entry.event {
+                Event::Deliver { to, from, message } => self.deliver(to, from, message),
+                Event::Wake { node } => self.wake(node, entry.at),
+                Event::Workload(event) => workload(self, event),
+            }
+        }
+        self.now = self.now.max(until);
+    }
+
+    fn deliver(&mut self, to: NodeId, from: Peer, message: Message) {
+        let now = self.now;
+        let Some(node) = self.nodes.get_mut(&to) else {
+            return; // Gone: the sender will time out.
+        };
+        match message {
+            Message::Request { rpc, request } => {
+                let me = node.core.me();
+                let response = node.core.handle_request(now, from, request);
+                self.drain(to);
+                self.transmit(me, from.id, Message::Response { rpc, response });
+            }
+            Message::Response { rpc, response } => {
+                node.core.handle_response(now, rpc, response);
+                self.drain(to);
+            }
+        }
+    }
+
+    fn wake(&mut self, id: NodeId, at: Duration) {
+        let now = self.now;
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        if node.wake != Some(at) {
+            return; // Superseded by an earlier wake.
+        }
+        node.wake = None;
+        if node.core.poll_timeout().is_some_and(|t| t <= now) {
+            node.core.handle_timeout(now);
+        }
+        self.drain(id);
+    }
+
+    fn transmit(&mut self, from: Peer, to: NodeId, message: Message) {
+        self.counters.messages += 1;
+        let size = match &message {
+            Message::Request { request, .. } => postcard::to_slice(request, &mut self.encode_buffer).map(|b| b.len()),
+            Message::Response { response, .. } => postcard::to_slice(response, &mut self.encode_buffer).map(|b| b.len()),
+        }
+        .unwrap_or(0);
+        self.counters.bytes += (size + WIRE_OVERHEAD) as u64;
+        let now = self.now;
+        let cut = self
+            .partitions
+            .iter()
+            .any(|p| p.cuts(now, from.id.id().high_u64(), to.id().high_u64()));
+        match self.network.delay(&mut self.rng) {
+            Some(delay) if !cut => {
+                self.schedule(now + delay, Event::Deliver { to, from, message });
+            }
+            _ => self.counters.lost += 1,
+        }
+    }
+
+    /// Carries out what a node's core asks for, then schedules its next wake.
+    fn drain(&mut self, id: NodeId) {
+        loop {
+            let Some(node) = self.nodes.get_mut(&id) else { return };
+            let me = node.core.me();
+            let Some(action) = node.core.poll_action() else { break };
+            match action {
+                Action::Send { rpc, to, request } => {
+                    self.note(|| format!("{} -> {} {request:?}", me.id.short(), to.id.short()));
+                    self.transmit(me, to.id, Message::Request { rpc, request });
+                }
+                Action::LookupDone { lookup, result } => {
+                    if self.lookups.remove(&(id, lookup)).is_some() {
+                        let outcome = self.judge(result);
+                        self.outcomes.push(outcome);
+                    }
+                }
+                Action::Event(event) => self.on_event(id, me, event),
+            }
+        }
+        let now = self.now;
+        let Some(node) = self.nodes.get_mut(&id) else { return };
+        if let Some(at) = node.core.poll_timeout()
+            && node.wake.is_none_or(|w| at < w)
+        {
+            let at = at.max(now);
+            node.wake = Some(at);
+            self.schedule(at, Event::Wake { node: id });
+        }
+    }
+
+    fn on_event(&mut self, id: NodeId, me: Peer, event: RingEvent) {
+        self.note(|| format!("{} {event:?}", me.id.short()));
+        match event {
+            RingEvent::Joined { .. } => {
+                self.counters.joins += 1;
+                self.add_member(me);
+            }
+            RingEvent::JoinFailed { .. } => {
+                // `cairn node` exits when it cannot join.
+                self.counters.join_failures += 1;
+                self.nodes.remove(&id);
+            }
+            RingEvent::Isolated { .. } => {
+                // As `cairn node` does through its --join addresses.
+                self.remove_member(id);
+                if let Some(via) = self.random_member().filter(|v| *v != id)
+                    && let Some(via) = self.nodes.get(&via).map(|n| n.core.me())
+                {
+                    let now = self.now;
+                    if let Some(node) = self.nodes.get_mut(&id) {
+                        node.core.join(now, via);
+                    }
+                }
+            }
+            RingEvent::Left => {
+                self.nodes.remove(&id);
+            }
+            RingEvent::PeerFailed { .. } => self.counters.peer_failures += 1,
+            RingEvent::SuccessorChanged { .. } | RingEvent::PredecessorChanged { .. } => {}
+        }
+    }
+
+    fn judge(&self, result: Result<LookupAnswer, LookupError>) -> LookupOutcome {
+        match result {
+            Ok(answer) => LookupOutcome {
+                correct: self
+                    .true_successor(answer.target)
+                    .is_some_and(|truth| truth.id == answer.node.id),
+                failed: false,
+                hops: answer.hops,
+                latency: answer.elapsed,
+            },
+            Err(_) => LookupOutcome {
+                correct: false,
+                failed: true,
+                hops: 0,
+                latency: Duration::ZERO,
+            },
+        }
+    }
+
+    /// True if every node is a settled member (none joining or leaving).
+    pub fn all_settled(&self) -> bool {
+        self.nodes
+            .values()
+            .all(|n| *n.core.phase() == Phase::Active && self.member_index.contains_key(&n.core.me().id))
+    }
+}
