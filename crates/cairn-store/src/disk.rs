@@ -5,7 +5,8 @@
 //! Invariants:
 //! - An acknowledged write (an `Ok` from `apply`, `put_chunk`,
 //!   `delete_chunk`, `touch_chunk`) survives a crash of the process or the
-//!   machine: it was fsynced before the answer.
+//!   machine: it was fsynced (in the commit log, see [`crate::log`]) before
+//!   the answer.
 //! - A chunk is in the index only once its file is durable under its final
 //!   name. Deleting takes it out of the index first, then removes the file.
 //!   So after a crash a file may be left without an index entry (an
@@ -17,10 +18,11 @@
 //!   every acknowledged write and never half of a commit.
 
 use crate::chunks::{ChunkFiles, ChunkRead, PathError, sync_dir};
-use crate::commit::{CommitConfig, CommitCounters, Committer, Op, Outcome};
+use crate::commit::{CommitConfig, CommitCounters, Committer, Op, Outcome, apply_ops};
 use crate::digest::{self, BucketSum, DigestSource, NodeDigest, TreeNode};
 use crate::error::StoreError;
 use crate::fault::{FaultPlan, FaultyBackend};
+use crate::log::{CommitLog, LogError};
 use crate::range::KeyRange;
 use crate::record::{Applied, Record};
 use crate::store::{ChunkInfo, Store, StoreStats, check_batch, check_chunk_len};
@@ -148,10 +150,22 @@ impl RedbStore {
         // meta.redb may be new: make its directory entry durable.
         sync_dir(data_dir).map_err(dir_error)?;
         prepare_tables(&db)?;
+        let (mut log, replay) = CommitLog::open(data_dir, faults.clone())?;
+        if !replay.is_empty() {
+            // Batches acknowledged after redb's last durable commit.
+            let txn = db.begin_write()?;
+            apply_ops(&txn, replay)?;
+            txn.commit()?;
+            log.clear().map_err(|source| LogError::Io {
+                path: log.path().to_path_buf(),
+                source,
+            })?;
+        }
+        sync_dir(data_dir).map_err(dir_error)?;
         let chunks = ChunkFiles::open(data_dir, faults).map_err(chunk_io)?;
         reconcile_chunks(&db, &chunks)?;
         let db = Arc::new(db);
-        let committer = Committer::start(db.clone(), config.commit)?;
+        let committer = Committer::start(db.clone(), log, config.commit)?;
         Ok(RedbStore {
             committer,
             db,

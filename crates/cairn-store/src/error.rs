@@ -41,6 +41,8 @@ pub enum StoreError {
         "writes are stopped since an earlier write failed ({reason}); reads still work, reopen the store to write again"
     )]
     WritesStopped { reason: String },
+    #[error(transparent)]
+    Log(#[from] crate::log::LogError),
     #[error("the store is shutting down")]
     Closed,
     #[error(

@@ -3,6 +3,7 @@
 //! ```text
 //! node.key            the node's ed25519 secret key (identity)
 //! meta.redb           records and the chunk index (redb)
+//! commit.log          batches acknowledged since redb's last durable commit
 //! chunks/ab/abcd…     chunk files, named by their BLAKE3 id
 //! ```
 //!
@@ -19,7 +20,8 @@
 //! - [`digest`]: range digests for anti-entropy: a tree over fixed id buckets.
 //! - [`store`]: the [`Store`] trait, its totals and limits.
 //! - [`disk`]: [`RedbStore`], records in redb and chunks as files.
-//! - [`commit`]: group commit: many writers' batches, one transaction, one fsync.
+//! - [`commit`]: group commit: many writers' batches, one log append, one fsync.
+//! - [`log`]: the commit log that makes a batch durable, checkpointed into redb.
 //! - [`chunks`]: chunk files written atomically and verified on read.
 //! - [`memory`]: [`MemoryStore`], the in-memory store for tests.
 //! - [`fault`]: fault injection (failing and torn writes, failing fsyncs).
@@ -32,6 +34,7 @@ pub mod disk;
 pub mod error;
 pub mod fault;
 pub mod identity;
+pub mod log;
 pub mod memory;
 pub mod range;
 pub mod record;
