@@ -24,32 +24,51 @@ impl Id {
         Id(bytes)
     }
 
+    /// The four big-endian 64-bit limbs, most significant first.
+    fn limbs(self) -> [u64; 4] {
+        let mut limbs = [0u64; 4];
+        for (limb, bytes) in limbs.iter_mut().zip(self.0.chunks_exact(8)) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(bytes);
+            *limb = u64::from_be_bytes(word);
+        }
+        limbs
+    }
+
+    fn from_limbs(limbs: [u64; 4]) -> Id {
+        let mut bytes = [0u8; 32];
+        for (chunk, limb) in bytes.chunks_exact_mut(8).zip(limbs) {
+            chunk.copy_from_slice(&limb.to_be_bytes());
+        }
+        Id(bytes)
+    }
+
     /// (self + other) mod 2^256.
     pub fn wrapping_add(self, other: Id) -> Id {
-        let mut out = [0u8; 32];
-        let mut carry = 0u16;
-        for i in (0..32).rev() {
-            let sum = self.0[i] as u16 + other.0[i] as u16 + carry;
-            out[i] = sum as u8;
-            carry = sum >> 8;
+        let (a, b) = (self.limbs(), other.limbs());
+        let mut out = [0u64; 4];
+        let mut carry = false;
+        for i in (0..4).rev() {
+            let (sum, c1) = a[i].overflowing_add(b[i]);
+            let (sum, c2) = sum.overflowing_add(u64::from(carry));
+            out[i] = sum;
+            carry = c1 || c2;
         }
-        Id(out)
+        Id::from_limbs(out)
     }
 
     /// (self - other) mod 2^256.
     pub fn wrapping_sub(self, other: Id) -> Id {
-        let mut out = [0u8; 32];
-        let mut borrow = 0i16;
-        for i in (0..32).rev() {
-            let mut diff = self.0[i] as i16 - other.0[i] as i16 - borrow;
-            borrow = 0;
-            if diff < 0 {
-                diff += 256;
-                borrow = 1;
-            }
-            out[i] = diff as u8;
+        let (a, b) = (self.limbs(), other.limbs());
+        let mut out = [0u64; 4];
+        let mut borrow = false;
+        for i in (0..4).rev() {
+            let (diff, b1) = a[i].overflowing_sub(b[i]);
+            let (diff, b2) = diff.overflowing_sub(u64::from(borrow));
+            out[i] = diff;
+            borrow = b1 || b2;
         }
-        Id(out)
+        Id::from_limbs(out)
     }
 
     /// The clockwise distance from `self` to `to`: (to - self) mod 2^256.
@@ -259,6 +278,23 @@ mod tests {
         #[test]
         fn distances_around_the_ring_sum_to_zero(a in id_strategy(), b in id_strategy()) {
             prop_assert_eq!(a.distance_to(b).wrapping_add(b.distance_to(a)), Id::ZERO);
+        }
+
+        /// The limb arithmetic agrees with byte-by-byte schoolbook subtraction.
+        #[test]
+        fn subtraction_matches_bytewise(a in id_strategy(), b in id_strategy()) {
+            let mut out = [0u8; 32];
+            let mut borrow = 0i16;
+            for i in (0..32).rev() {
+                let mut diff = a.0[i] as i16 - b.0[i] as i16 - borrow;
+                borrow = 0;
+                if diff < 0 {
+                    diff += 256;
+                    borrow = 1;
+                }
+                out[i] = diff as u8;
+            }
+            prop_assert_eq!(a.wrapping_sub(b), Id(out));
         }
 
         #[test]

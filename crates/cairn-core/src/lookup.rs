@@ -148,7 +148,7 @@ impl Lookup {
         }
         let target = self.target;
         self.candidates
-            .sort_by_key(|p| p.id.id().distance_to(target));
+            .sort_by_cached_key(|p| p.id.id().distance_to(target));
     }
 
     /// `from` answered: the successor of the target is `owner`.

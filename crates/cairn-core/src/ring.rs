@@ -175,6 +175,8 @@ pub struct RingNode {
     /// Peers that missed a request, with when; kept off hearsay lists for `dead_memory`.
     dead: BTreeMap<NodeId, Duration>,
     stabilizing: bool,
+    /// When the predecessor last sent a request (its stabilization asks regularly).
+    heard_from_predecessor: Duration,
     checking_predecessor: bool,
     fixing_finger: bool,
     next_finger: u8,
@@ -216,6 +218,7 @@ impl RingNode {
             lookups: BTreeMap::new(),
             dead: BTreeMap::new(),
             stabilizing: false,
+            heard_from_predecessor: Duration::ZERO,
             checking_predecessor: false,
             fixing_finger: false,
             next_finger: 255,
@@ -345,6 +348,9 @@ impl RingNode {
         self.dead.remove(&from.id);
         self.table.refresh_address(from);
         self.remember(from);
+        if self.table.predecessor().is_some_and(|p| p.id == from.id) {
+            self.heard_from_predecessor = now;
+        }
         if matches!(self.phase, Phase::Left) {
             return Response::Error {
                 reason: "this node has left the ring".into(),
@@ -630,7 +636,12 @@ impl RingNode {
     }
 
     fn remember(&mut self, peer: Peer) {
-        self.graveyard.retain(|(p, _)| p.id != peer.id);
+        if !self.graveyard.is_empty() {
+            self.graveyard.retain(|(p, _)| p.id != peer.id);
+        }
+        if self.acquaintances.back() == Some(&peer) {
+            return; // The common case: the same peer again.
+        }
         self.acquaintances.retain(|p| p.id != peer.id);
         if self.acquaintances.len() == ACQUAINTANCES {
             self.acquaintances.pop_front();
@@ -722,6 +733,8 @@ impl RingNode {
                     Purpose::StabilizeCandidate,
                 );
             }
+            // It already knows me as its predecessor: nothing to tell it.
+            Some(known) if known.id == self.me().id => {}
             _ => {
                 self.send(now, successor, Request::Notify, Purpose::Notify);
             }
@@ -775,6 +788,12 @@ impl RingNode {
 
     fn check_predecessor(&mut self, now: Duration) {
         if self.checking_predecessor {
+            return;
+        }
+        // Its own stabilization asks me regularly: a request from it lately
+        // is proof enough that it lives.
+        let heard = now.saturating_sub(self.heard_from_predecessor);
+        if heard < self.config.check_predecessor_every {
             return;
         }
         if let Some(predecessor) = self.table.predecessor() {

@@ -187,7 +187,7 @@ impl RoutingTable {
             .into_iter()
             .filter(|p| between_open(me, p.id.id(), target))
             .collect();
-        peers.sort_by_key(|p| p.id.id().distance_to(target));
+        peers.sort_by_cached_key(|p| p.id.id().distance_to(target));
         peers.truncate(limit);
         peers
     }
