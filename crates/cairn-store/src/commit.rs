@@ -459,17 +459,22 @@ pub(crate) fn apply_ops(txn: &WriteTransaction, ops: Vec<Op>) -> Result<Vec<Outc
                     let mut applied = Vec::with_capacity(batch.len());
                     for record in batch {
                         let key = record.key_id.0.0;
+                        // One tree walk in the common case (the record wins):
+                        // insert, and put the old entry back if it was newer.
+                        let entry = VersionEntry::of(&record);
                         let old = versions
-                            .get(&key)?
+                            .insert(&key, &entry.to_bytes())?
                             .map(|guard| VersionEntry::from_bytes(guard.value()));
-                        if !supersedes(record.version, old.map(|entry| entry.version)) {
-                            let stored = old.map_or(record.version, |entry| entry.version);
-                            applied.push(Applied::Stale { stored });
+                        if let Some(old) = old
+                            && !supersedes(record.version, Some(old.version))
+                        {
+                            versions.insert(&key, &old.to_bytes())?;
+                            applied.push(Applied::Stale {
+                                stored: old.version,
+                            });
                             continue;
                         }
-                        let entry = VersionEntry::of(&record);
                         records.insert(&key, record.encode().as_slice())?;
-                        versions.insert(&key, &entry.to_bytes())?;
                         let bucket = bucket_index(record.key_id.0);
                         let sum = match touched.entry(bucket) {
                             Entry::Occupied(slot) => slot.into_mut(),
