@@ -45,7 +45,9 @@ pub fn check_ring(sim: &Sim) -> Result<(), Violation> {
             return Err(fail("is a member but not running".into()));
         };
         let table = node.routing();
-        let expected: Vec<Peer> = (1..=list_len).map(|k| members[(index + k) % count]).collect();
+        let expected: Vec<Peer> = (1..=list_len)
+            .map(|k| members[(index + k) % count])
+            .collect();
         let got = table.successors();
         if got.first().map(|p| p.id) != expected.first().map(|p| p.id) {
             return Err(fail(format!(

@@ -105,7 +105,9 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
                 .split_once(':')
                 .context("--partition is LENGTH:FRACTION, e.g. 60s:0.3")?;
             let length = parse_duration(length).map_err(anyhow::Error::msg)?;
-            let fraction: f64 = fraction.parse().context("the partition fraction is a number between 0 and 1")?;
+            let fraction: f64 = fraction
+                .parse()
+                .context("the partition fraction is a number between 0 and 1")?;
             Some((length, fraction))
         }
     };
@@ -116,7 +118,11 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
         churn_mean: args.churn_mean,
         duration: args.duration,
         crash_fraction: args.crash_fraction,
-        lookups: if args.churn_mean.is_some() { args.lookups } else { 0 },
+        lookups: if args.churn_mean.is_some() {
+            args.lookups
+        } else {
+            0
+        },
         final_lookups: args.final_lookups,
         consecutive_crashes: args.consecutive_crashes,
         partition,
@@ -158,16 +164,23 @@ fn main() -> anyhow::Result<()> {
             }
             points.push(SweepPoint::from_report(&report));
         }
-        std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+        std::fs::create_dir_all(&args.out)
+            .with_context(|| format!("creating {}", args.out.display()))?;
         let text = table(&points);
         std::fs::write(args.out.join("sweep.txt"), &text)?;
-        std::fs::write(args.out.join("sweep.json"), serde_json::to_string_pretty(&points)?)?;
+        std::fs::write(
+            args.out.join("sweep.json"),
+            serde_json::to_string_pretty(&points)?,
+        )?;
         std::fs::write(args.out.join("sweep.svg"), svg(&points))?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&points)?);
         } else {
             print!("{text}");
-            println!("wrote {}/sweep.txt, sweep.json and sweep.svg", args.out.display());
+            println!(
+                "wrote {}/sweep.txt, sweep.json and sweep.svg",
+                args.out.display()
+            );
         }
         return Ok(());
     }

@@ -75,7 +75,9 @@ mod tests {
             ..NetworkModel::default()
         };
         let mut rng = Rng::new(2);
-        let lost = (0..10_000).filter(|_| model.delay(&mut rng).is_none()).count();
+        let lost = (0..10_000)
+            .filter(|_| model.delay(&mut rng).is_none())
+            .count();
         assert!((2000..3000).contains(&lost), "{lost}");
     }
 

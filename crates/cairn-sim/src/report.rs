@@ -25,7 +25,11 @@ impl LookupStats {
         let count = outcomes.len();
         let failed = outcomes.iter().filter(|o| o.failed).count();
         let wrong = outcomes.iter().filter(|o| !o.failed && !o.correct).count();
-        let mut hops: Vec<u32> = outcomes.iter().filter(|o| !o.failed).map(|o| o.hops).collect();
+        let mut hops: Vec<u32> = outcomes
+            .iter()
+            .filter(|o| !o.failed)
+            .map(|o| o.hops)
+            .collect();
         hops.sort_unstable();
         let mut latency: Vec<f64> = outcomes
             .iter()
@@ -37,7 +41,11 @@ impl LookupStats {
             count,
             failed,
             wrong,
-            failure_rate: if count == 0 { 0.0 } else { (failed + wrong) as f64 / count as f64 },
+            failure_rate: if count == 0 {
+                0.0
+            } else {
+                (failed + wrong) as f64 / count as f64
+            },
             hops_mean: if hops.is_empty() {
                 0.0
             } else {
@@ -88,6 +96,8 @@ pub struct Report {
     pub churn_lookups: LookupStats,
     /// All traffic during churn (maintenance, joins and client lookups).
     pub churn_traffic: Traffic,
+    /// True if the ring was disturbed (churn, crashes, a partition) after it settled.
+    pub disturbed: bool,
     /// Seconds after churn (or the partition) stopped until the ring was correct.
     pub converge_after_churn_s: Option<f64>,
     /// Lookups on the settled ring at the end: every one must be correct.
@@ -106,15 +116,26 @@ impl Report {
     /// The report for people.
     pub fn text(&self) -> String {
         let mut out = String::new();
-        let opt = |v: Option<f64>| v.map_or("did not converge".to_string(), |s| format!("{s:.1} s"));
-        let _ = writeln!(out, "cairn-sim: {} nodes, seed {}, {} events, {:.0} s simulated", self.nodes, self.seed, self.events, self.simulated_seconds);
-        let _ = writeln!(out, "ring built by joins; correct {} after the last join", opt(self.build_converge_s));
+        let opt =
+            |v: Option<f64>| v.map_or("did not converge".to_string(), |s| format!("{s:.1} s"));
+        let _ = writeln!(
+            out,
+            "cairn-sim: {} nodes, seed {}, {} events, {:.0} s simulated",
+            self.nodes, self.seed, self.events, self.simulated_seconds
+        );
+        let _ = writeln!(
+            out,
+            "ring built by joins; correct {} after the last join",
+            opt(self.build_converge_s)
+        );
         let _ = writeln!(
             out,
             "maintenance (settled ring): {:.2} msg/node/s, {:.0} B/node/s",
             self.maintenance.messages_per_node_per_s, self.maintenance.bytes_per_node_per_s
         );
-        if self.churn_lookups.count > 0 || self.churn_joins + self.churn_crashes + self.churn_leaves > 0 {
+        if self.churn_lookups.count > 0
+            || self.churn_joins + self.churn_crashes + self.churn_leaves > 0
+        {
             let _ = writeln!(
                 out,
                 "churn: {} joins, {} crashes, {} leaves, {} failed joins; all traffic {:.2} msg/node/s, {:.0} B/node/s",
@@ -126,11 +147,25 @@ impl Report {
                 self.churn_traffic.bytes_per_node_per_s
             );
             write_lookups(&mut out, "lookups during churn", &self.churn_lookups);
-            let _ = writeln!(out, "converged {} after churn stopped", opt(self.converge_after_churn_s));
+        }
+        if self.disturbed {
+            let _ = writeln!(
+                out,
+                "converged {} after churn (or crashes, or a partition) stopped",
+                opt(self.converge_after_churn_s)
+            );
         }
         write_lookups(&mut out, "lookups on the settled ring", &self.final_lookups);
-        let _ = writeln!(out, "peers dropped after a missed request: {}", self.peer_failures);
-        let _ = writeln!(out, "keys per node (100,000 keys): max/mean {:.2}", self.keys_imbalance);
+        let _ = writeln!(
+            out,
+            "peers dropped after a missed request: {}",
+            self.peer_failures
+        );
+        let _ = writeln!(
+            out,
+            "keys per node (100,000 keys): max/mean {:.2}",
+            self.keys_imbalance
+        );
         match &self.violation {
             Some(v) => {
                 let _ = writeln!(out, "INVARIANT BROKEN: {v}");

@@ -90,7 +90,12 @@ fn random_id(sim: &mut Sim) -> Id {
     Id(bytes)
 }
 
-fn traffic(before: &crate::sim::Counters, after: &crate::sim::Counters, nodes: f64, seconds: f64) -> Traffic {
+fn traffic(
+    before: &crate::sim::Counters,
+    after: &crate::sim::Counters,
+    nodes: f64,
+    seconds: f64,
+) -> Traffic {
     let scale = nodes.max(1.0) * seconds.max(1e-9);
     Traffic {
         messages_per_node_per_s: (after.messages - before.messages) as f64 / scale,
@@ -112,7 +117,10 @@ impl Churn {
         let now = sim.now;
         match event {
             Workload::Arrive => {
-                if let Some(via) = sim.random_member().and_then(|id| sim.node(id).map(|n| n.me())) {
+                if let Some(via) = sim
+                    .random_member()
+                    .and_then(|id| sim.node(id).map(|n| n.me()))
+                {
                     let id = sim.spawn(Some(via));
                     if let Some(mean) = self.mean {
                         let session = exponential(sim, mean);
@@ -155,7 +163,11 @@ impl Churn {
 /// Runs the scenario and reports what it measured.
 pub fn run(scenario: &Scenario) -> Report {
     let started = Instant::now();
-    let mut sim = Sim::new(scenario.seed, scenario.ring.clone(), scenario.network.clone());
+    let mut sim = Sim::new(
+        scenario.seed,
+        scenario.ring.clone(),
+        scenario.network.clone(),
+    );
     if scenario.trace {
         sim.enable_trace();
     }
@@ -175,7 +187,10 @@ pub fn run(scenario: &Scenario) -> Report {
     // 1. Build the ring by joins, each through a random member.
     sim.spawn(None);
     for k in 1..scenario.nodes {
-        sim.schedule(scenario.join_every * k as u32, Event::Workload(Workload::Arrive));
+        sim.schedule(
+            scenario.join_every * k as u32,
+            Event::Workload(Workload::Arrive),
+        );
     }
     let last_join = scenario.join_every * scenario.nodes.saturating_sub(1) as u32;
     sim.run_until(last_join, &mut |sim, event| idle.handle(sim, event));
@@ -186,14 +201,22 @@ pub fn run(scenario: &Scenario) -> Report {
     let before = sim.counters.clone();
     let from = sim.now;
     sim.run_until(from + window, &mut |sim, event| idle.handle(sim, event));
-    report.maintenance = traffic(&before, &sim.counters, sim.node_count() as f64, window.as_secs_f64());
+    report.maintenance = traffic(
+        &before,
+        &sim.counters,
+        sim.node_count() as f64,
+        window.as_secs_f64(),
+    );
 
     // 3. Failures on the settled ring: consecutive crashes, a partition.
     let mut disturbed = false;
     if scenario.consecutive_crashes > 0 {
         let members: Vec<NodeId> = sim.members().map(|p| p.id).collect();
         let start = (sim.rng.next_u64() % members.len().max(1) as u64) as usize;
-        for k in 0..scenario.consecutive_crashes.min(members.len().saturating_sub(1)) {
+        for k in 0..scenario
+            .consecutive_crashes
+            .min(members.len().saturating_sub(1))
+        {
             sim.crash(members[(start + k) % members.len()]);
         }
         disturbed = true;
@@ -216,7 +239,8 @@ pub fn run(scenario: &Scenario) -> Report {
         mean: scenario.churn_mean,
         until: churn_start + scenario.duration,
         crash_fraction: scenario.crash_fraction,
-        lookup_every: (scenario.lookups > 0).then(|| scenario.duration / scenario.lookups.max(1) as u32),
+        lookup_every: (scenario.lookups > 0)
+            .then(|| scenario.duration / scenario.lookups.max(1) as u32),
         target_nodes: scenario.nodes,
     };
     if let Some(mean) = scenario.churn_mean {
@@ -242,6 +266,7 @@ pub fn run(scenario: &Scenario) -> Report {
         report.churn_leaves = sim.counters.leaves - before.leaves;
         report.churn_join_failures = sim.counters.join_failures - before.join_failures;
     }
+    report.disturbed = disturbed || churning;
     if disturbed || churning {
         report.converge_after_churn_s = converge(&mut sim, scenario, &churn);
         // Lookups started during churn that were still running finish meanwhile.

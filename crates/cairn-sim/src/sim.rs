@@ -12,7 +12,9 @@ use crate::network::{NetworkModel, Partition};
 use cairn_core::lookup::LookupError;
 use cairn_core::rng::Rng;
 use cairn_core::wire::{Request, Response};
-use cairn_core::{Action, Id, LookupAnswer, LookupId, NodeId, Peer, Phase, RingConfig, RingEvent, RingNode, RpcId};
+use cairn_core::{
+    Action, Id, LookupAnswer, LookupId, NodeId, Peer, Phase, RingConfig, RingEvent, RingNode, RpcId,
+};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -28,8 +30,14 @@ const TRACE_LEN: usize = 400;
 /// What can happen.
 #[derive(Clone, Debug)]
 pub enum Event {
-    Deliver { to: NodeId, from: Peer, message: Message },
-    Wake { node: NodeId },
+    Deliver {
+        to: NodeId,
+        from: Peer,
+        message: Message,
+    },
+    Wake {
+        node: NodeId,
+    },
     /// A workload event, handled by the scenario (see [`Sim::run_until`]).
     Workload(Workload),
 }
@@ -309,7 +317,13 @@ impl Sim {
             None => self.add_member(me),
         }
         self.nodes.insert(me.id, SimNode { core, wake: None });
-        self.note(|| format!("{} starts, joining through {:?}", me.id.short(), via.map(|p| p.id.short())));
+        self.note(|| {
+            format!(
+                "{} starts, joining through {:?}",
+                me.id.short(),
+                via.map(|p| p.id.short())
+            )
+        });
         self.drain(me.id);
         me.id
     }
@@ -408,8 +422,12 @@ impl Sim {
     fn transmit(&mut self, from: Peer, to: NodeId, message: Message) {
         self.counters.messages += 1;
         let size = match &message {
-            Message::Request { request, .. } => postcard::to_slice(request, &mut self.encode_buffer).map(|b| b.len()),
-            Message::Response { response, .. } => postcard::to_slice(response, &mut self.encode_buffer).map(|b| b.len()),
+            Message::Request { request, .. } => {
+                postcard::to_slice(request, &mut self.encode_buffer).map(|b| b.len())
+            }
+            Message::Response { response, .. } => {
+                postcard::to_slice(response, &mut self.encode_buffer).map(|b| b.len())
+            }
         }
         .unwrap_or(0);
         self.counters.bytes += (size + WIRE_OVERHEAD) as u64;
@@ -429,9 +447,13 @@ impl Sim {
     /// Carries out what a node's core asks for, then schedules its next wake.
     fn drain(&mut self, id: NodeId) {
         loop {
-            let Some(node) = self.nodes.get_mut(&id) else { return };
+            let Some(node) = self.nodes.get_mut(&id) else {
+                return;
+            };
             let me = node.core.me();
-            let Some(action) = node.core.poll_action() else { break };
+            let Some(action) = node.core.poll_action() else {
+                break;
+            };
             match action {
                 Action::Send { rpc, to, request } => {
                     self.note(|| format!("{} -> {} {request:?}", me.id.short(), to.id.short()));
@@ -447,7 +469,9 @@ impl Sim {
             }
         }
         let now = self.now;
-        let Some(node) = self.nodes.get_mut(&id) else { return };
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
         if let Some(at) = node.core.poll_timeout()
             && node.wake.is_none_or(|w| at < w)
         {
@@ -510,8 +534,8 @@ impl Sim {
 
     /// True if every node is a settled member (none joining or leaving).
     pub fn all_settled(&self) -> bool {
-        self.nodes
-            .values()
-            .all(|n| *n.core.phase() == Phase::Active && self.member_index.contains_key(&n.core.me().id))
+        self.nodes.values().all(|n| {
+            *n.core.phase() == Phase::Active && self.member_index.contains_key(&n.core.me().id)
+        })
     }
 }

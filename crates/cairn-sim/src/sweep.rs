@@ -30,7 +30,8 @@ impl SweepPoint {
 
 /// The sweep as a text table.
 pub fn table(points: &[SweepPoint]) -> String {
-    let mut out = String::from("     N   hops mean   hops p99   (1/2)log2 N   failed+wrong   wall s\n");
+    let mut out =
+        String::from("     N   hops mean   hops p99   (1/2)log2 N   failed+wrong   wall s\n");
     for p in points {
         let _ = writeln!(
             out,
@@ -56,7 +57,9 @@ pub fn svg(points: &[SweepPoint]) -> String {
         .fold(1.0, f64::max)
         .ceil()
         + 1.0;
-    let x = |n: f64| margin + (n.log10() - 1.0) / (max_nodes.log10() - 1.0).max(1e-9) * (width - 2.0 * margin);
+    let x = |n: f64| {
+        margin + (n.log10() - 1.0) / (max_nodes.log10() - 1.0).max(1e-9) * (width - 2.0 * margin)
+    };
     let y = |h: f64| height - margin - h / max_hops * (height - 2.0 * margin);
     let mut out = String::new();
     let _ = writeln!(
