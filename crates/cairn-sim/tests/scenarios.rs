@@ -124,3 +124,31 @@ fn a_broken_stabilize_is_caught() {
     let violation = report.violation.expect("the broken ring must be reported");
     assert!(violation.contains("recent events:"), "{violation}");
 }
+
+// Regressions the simulator found in the core (simulated time, so exact and
+// repeatable, not wall-clock timing).
+
+/// Round trips that vary between 40 and 160 ms must not be taken for deaths:
+/// timeouts were once srtt + 4 deviations alone, and a static ring of 100
+/// dropped 123 live peers.
+#[test]
+fn a_static_ring_drops_no_live_peer() {
+    let report = run(&small(100, 1));
+    assert_healthy(&report, "static ring");
+    assert_eq!(report.peer_failures, 0, "{}", report.text());
+}
+
+/// Many joins between a node and its old successor used to be walked back one
+/// node per stabilization period (123 s for 100 joins at 10 per second); the
+/// chain of closer predecessors is now followed at once.
+#[test]
+fn a_ring_built_by_fast_joins_settles_within_seconds() {
+    let scenario = Scenario {
+        join_every: Duration::from_millis(100),
+        ..small(100, 1)
+    };
+    let report = run(&scenario);
+    assert_healthy(&report, "fast joins");
+    let took = report.build_converge_s.expect("converges");
+    assert!(took < 30.0, "settled {took} s after the last join: {}", report.text());
+}
