@@ -344,7 +344,11 @@ mod tests {
         assert_eq!(lookup.wake_at(), at(500));
         lookup.reseed(vec![peer(50), peer(7)]);
         assert_eq!(lookup.next(at(500)), LookupStep::Ask(peer(50)));
-        assert_eq!(lookup.wake_at(), at(5000), "the pause is over: only the deadline is left");
+        assert_eq!(
+            lookup.wake_at(),
+            at(5000),
+            "the pause is over: only the deadline is left"
+        );
     }
 
     #[test]
