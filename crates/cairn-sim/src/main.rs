@@ -43,9 +43,10 @@ struct Args {
     /// trace of recent events, printed if an invariant is broken.
     #[arg(long, value_name = "SEED")]
     replay: Option<u64>,
-    /// Time between joins while building the ring.
-    #[arg(long, value_parser = parse_duration, default_value = "100ms")]
-    join_every: Duration,
+    /// Time between joins while building the ring. Default: 100ms, or less
+    /// for large rings so that building takes at most 200 s of simulated time.
+    #[arg(long, value_parser = parse_duration)]
+    join_every: Option<Duration>,
     /// Fraction of departures that are crashes; the rest leave gracefully.
     #[arg(long, default_value_t = 0.5)]
     crash_fraction: f64,
@@ -78,6 +79,9 @@ struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Print no progress lines to stderr.
+    #[arg(long, short)]
+    quiet: bool,
     /// While converging, print what is still wrong every 10 simulated seconds.
     #[arg(long, short)]
     verbose: bool,
@@ -114,7 +118,9 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
     Ok(Scenario {
         nodes: args.nodes,
         seed: args.replay.unwrap_or(args.seed),
-        join_every: args.join_every,
+        join_every: args.join_every.unwrap_or_else(|| {
+            Duration::from_millis(100).min(Duration::from_secs(200) / args.nodes.max(1) as u32)
+        }),
         churn_mean: args.churn_mean,
         duration: args.duration,
         crash_fraction: args.crash_fraction,
@@ -134,6 +140,7 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
         ring,
         trace: args.replay.is_some(),
         verbose: args.verbose,
+        progress: !args.quiet,
         ..Scenario::default()
     })
 }

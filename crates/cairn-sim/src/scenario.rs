@@ -39,6 +39,8 @@ pub struct Scenario {
     pub trace: bool,
     /// Print to stderr what is still wrong, every 10 simulated seconds, while converging.
     pub verbose: bool,
+    /// Print the phases and the simulation speed to stderr as the run goes.
+    pub progress: bool,
 }
 
 /// The ring settings for a simulated wide-area ring: slower maintenance
@@ -72,6 +74,7 @@ impl Default for Scenario {
             ring: wide_area_ring(),
             trace: false,
             verbose: false,
+            progress: false,
         }
     }
 }
@@ -184,7 +187,23 @@ pub fn run(scenario: &Scenario) -> Report {
         target_nodes: scenario.nodes,
     };
 
+    let say = |sim: &Sim, what: &str| {
+        if scenario.progress {
+            let wall = started.elapsed().as_secs_f64();
+            eprintln!(
+                "[{wall:>6.1}s wall, {:>7.0}s simulated, {:>11} events, {:>4.0}k events/s] {what}",
+                sim.now.as_secs_f64(),
+                sim.counters.events,
+                sim.counters.events as f64 / wall.max(1e-9) / 1000.0
+            );
+        }
+    };
+
     // 1. Build the ring by joins, each through a random member.
+    say(
+        &sim,
+        &format!("building a ring of {} nodes by joins", scenario.nodes),
+    );
     sim.spawn(None);
     for k in 1..scenario.nodes {
         sim.schedule(
@@ -194,7 +213,9 @@ pub fn run(scenario: &Scenario) -> Report {
     }
     let last_join = scenario.join_every * scenario.nodes.saturating_sub(1) as u32;
     sim.run_until(last_join, &mut |sim, event| idle.handle(sim, event));
+    say(&sim, "all joined; waiting for the ring to be correct");
     report.build_converge_s = converge(&mut sim, scenario, &idle);
+    say(&sim, "settled; measuring maintenance traffic for 60 s");
 
     // 2. Maintenance cost on the settled ring, without churn or client lookups.
     let window = Duration::from_secs(60);
@@ -258,7 +279,22 @@ pub fn run(scenario: &Scenario) -> Report {
         if scenario.lookups > 0 {
             sim.schedule(churn_start, Event::Workload(Workload::Lookup));
         }
-        sim.run_until(churn.until, &mut |sim, event| churn.handle(sim, event));
+        let step = (scenario.duration / 10).max(Duration::from_secs(1));
+        let mut at = churn_start;
+        while at < churn.until {
+            at = (at + step).min(churn.until);
+            sim.run_until(at, &mut |sim, event| churn.handle(sim, event));
+            say(
+                &sim,
+                &format!(
+                    "churn: {:.0}% done, {} nodes, {} lookups finished",
+                    (at - churn_start).as_secs_f64() * 100.0
+                        / scenario.duration.as_secs_f64().max(1e-9),
+                    sim.node_count(),
+                    sim.outcomes.len()
+                ),
+            );
+        }
         let seconds = scenario.duration.as_secs_f64();
         report.churn_traffic = traffic(&before, &sim.counters, sim.node_count() as f64, seconds);
         report.churn_joins = sim.counters.joins - before.joins;
@@ -275,6 +311,7 @@ pub fn run(scenario: &Scenario) -> Report {
         report.churn_lookups = LookupStats::from_outcomes(&std::mem::take(&mut sim.outcomes));
     }
 
+    say(&sim, "settled again; final lookups");
     // 5. Lookups on the settled ring: every one must reach successor(target).
     sim.outcomes.clear();
     for _ in 0..scenario.final_lookups {

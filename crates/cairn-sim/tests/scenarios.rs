@@ -150,5 +150,9 @@ fn a_ring_built_by_fast_joins_settles_within_seconds() {
     let report = run(&scenario);
     assert_healthy(&report, "fast joins");
     let took = report.build_converge_s.expect("converges");
-    assert!(took < 30.0, "settled {took} s after the last join: {}", report.text());
+    assert!(
+        took < 30.0,
+        "settled {took} s after the last join: {}",
+        report.text()
+    );
 }
