@@ -7,13 +7,16 @@
 //!   place, and the directory fsynced. A crash leaves at worst a temporary
 //!   file, which [`ChunkFiles::open`]'s sweep removes.
 //! - Bytes are returned only after they hash to the id. A file that does not
-//!   is deleted and reported as corrupt, never returned.
+//!   (or that is longer than [`MAX_CHUNK_LEN`], which is then not read into
+//!   memory at all) is reported as corrupt, never returned; the store deletes
+//!   it under the chunk's lock (see [`crate::disk`]).
 //!
 //! This module is the file half only; which chunks are held, their lengths
 //! and last-referenced times live in the chunk index in redb
 //! ([`crate::RedbStore`]), which is written after the file is durable.
 
 use crate::fault::{FaultPlan, WriteFault, injected_error};
+use crate::store::MAX_CHUNK_LEN;
 use cairn_core::id::{ChunkId, Id};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -30,7 +33,7 @@ const TEMP_MARK: &str = ".tmp-";
 pub(crate) enum ChunkRead {
     /// The bytes, checked against the id.
     Verified(Vec<u8>),
-    /// The file did not match its id; it has been deleted.
+    /// The file did not match its id, or was longer than any chunk can be.
     Corrupt,
 }
 
@@ -143,11 +146,12 @@ impl ChunkFiles {
         file.sync_all()
     }
 
-    /// Reads and checks a chunk: `None` if there is no file, `Corrupt` (and
-    /// the file deleted) if it does not hash to its id.
+    /// Reads and checks a chunk: `None` if there is no file, `Corrupt` if it
+    /// does not hash to its id or is longer than [`MAX_CHUNK_LEN`] (such a
+    /// file is not read). The file is left in place either way.
     pub(crate) fn read(&self, id: ChunkId) -> Result<Option<ChunkRead>, PathError> {
         let path = self.path(id);
-        let mut file = match File::open(&path) {
+        let file = match File::open(&path) {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err((path, error)),
@@ -156,15 +160,26 @@ impl ChunkFiles {
             .metadata()
             .map_err(|error| (path.clone(), error))?
             .len();
-        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        file.read_to_end(&mut bytes)
+        if len > MAX_CHUNK_LEN as u64 {
+            return Ok(Some(ChunkRead::Corrupt));
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        // take: a file that grows after the length check is still bounded.
+        file.take(MAX_CHUNK_LEN as u64 + 1)
+            .read_to_end(&mut bytes)
             .map_err(|error| (path.clone(), error))?;
-        drop(file);
-        if ChunkId::of_bytes(&bytes) == id {
+        if bytes.len() <= MAX_CHUNK_LEN && ChunkId::of_bytes(&bytes) == id {
             return Ok(Some(ChunkRead::Verified(bytes)));
         }
-        self.remove(id)?;
         Ok(Some(ChunkRead::Corrupt))
+    }
+
+    /// True if the chunk's file is there, `len` bytes long, and hashes to its id.
+    pub(crate) fn holds(&self, id: ChunkId, len: u64) -> Result<bool, PathError> {
+        if self.file_len(id)? != Some(len) {
+            return Ok(false);
+        }
+        Ok(matches!(self.read(id)?, Some(ChunkRead::Verified(_))))
     }
 
     /// Deletes a chunk's file durably; false if there was none.
@@ -238,7 +253,7 @@ mod tests {
     }
 
     #[test]
-    fn a_flipped_byte_is_detected_and_the_file_deleted() {
+    fn a_flipped_byte_is_detected() {
         let (_dir, files) = files();
         let bytes = vec![7u8; 4096];
         let id = ChunkId::of_bytes(&bytes);
@@ -247,8 +262,31 @@ mod tests {
         damaged[1234] ^= 0x01;
         fs::write(files.path(id), &damaged).expect("damage");
         assert!(matches!(files.read(id), Ok(Some(ChunkRead::Corrupt))));
-        assert!(!files.path(id).exists());
+        assert!(!files.holds(id, 4096).expect("holds"));
+        assert!(files.remove(id).expect("remove"));
         assert!(files.read(id).expect("read again").is_none());
+    }
+
+    #[test]
+    fn a_file_longer_than_any_chunk_is_corrupt() {
+        let (_dir, files) = files();
+        let id = ChunkId::of_bytes(b"small");
+        let file = File::create(files.path(id)).expect("create");
+        // Sparse: a large file costs nothing on disk, and must cost nothing
+        // in memory either.
+        file.set_len(MAX_CHUNK_LEN as u64 + 1).expect("set_len");
+        assert!(matches!(files.read(id), Ok(Some(ChunkRead::Corrupt))));
+    }
+
+    #[test]
+    fn a_same_length_file_with_other_bytes_is_not_held() {
+        let (_dir, files) = files();
+        let bytes = vec![8u8; 1000];
+        let id = ChunkId::of_bytes(&bytes);
+        files.write(id, &bytes).expect("write");
+        assert!(files.holds(id, 1000).expect("holds"));
+        fs::write(files.path(id), vec![9u8; 1000]).expect("damage");
+        assert!(!files.holds(id, 1000).expect("holds"));
     }
 
     #[test]

@@ -14,6 +14,17 @@
 //!   round; [`RedbStore::open`] removes such files and temporary files, and
 //!   drops index entries whose file has gone (only damage from outside
 //!   causes those).
+//! - File work on a chunk and the index update that goes with it happen under
+//!   that chunk's lock (one of [`CHUNK_LOCKS`] stripes, picked by the id's
+//!   first byte): a put holds it across the file write and its `AddChunk`
+//!   commit, a delete across its `RemoveChunk` commit and the unlink, a read
+//!   that found a corrupt file across the recheck, the `RemoveChunk` and the
+//!   unlink. Without it a delete's unlink could land between a concurrent
+//!   put's rename and its commit, leaving an indexed chunk without a file.
+//! - `get_chunk` answers from the index first: a file whose `AddChunk` is
+//!   pending or failed (an orphan, removed at the next open) is never
+//!   returned. Since a chunk's bytes are fixed by its id, returning the file
+//!   read after the index said "held" is the answer as of that moment.
 //! - Reads run on redb read transactions beside the committer; they see
 //!   every acknowledged write and never half of a commit.
 
@@ -36,10 +47,13 @@ use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable};
 use std::fs::{self, OpenOptions};
 use std::ops::{Bound, RangeInclusive};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The record database's name in the data dir.
 pub const META_FILE: &str = "meta.redb";
+
+/// Stripes of the per-chunk locks (see the module docs).
+pub const CHUNK_LOCKS: usize = 256;
 
 /// Settings of a [`RedbStore`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +103,7 @@ pub struct RedbStore {
     committer: Committer,
     db: Arc<Database>,
     chunks: ChunkFiles,
+    chunk_locks: Box<[Mutex<()>]>,
     data_dir: PathBuf,
 }
 
@@ -170,6 +185,7 @@ impl RedbStore {
             committer,
             db,
             chunks,
+            chunk_locks: (0..CHUNK_LOCKS).map(|_| Mutex::new(())).collect(),
             data_dir: data_dir.to_path_buf(),
         })
     }
@@ -185,6 +201,16 @@ impl RedbStore {
         Ok(table
             .get(&id.0.0)?
             .map(|guard| ChunkEntry::from_bytes(guard.value())))
+    }
+
+    /// The lock over one chunk's file and index entry.
+    fn lock_chunk(&self, id: ChunkId) -> MutexGuard<'_, ()> {
+        let stripe = usize::from(id.0.0[0]) % CHUNK_LOCKS;
+        // The guarded data is (); a panic under the lock leaves nothing
+        // half-done in memory.
+        self.chunk_locks[stripe]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn chunk_op(&self, op: Op) -> Result<bool, StoreError> {
@@ -416,8 +442,11 @@ impl Store for RedbStore {
         check_chunk_len(bytes.len())?;
         let id = ChunkId::of_bytes(bytes);
         let len = bytes.len() as u64;
+        let _lock = self.lock_chunk(id);
+        // Held only if indexed and the file checks out: a same-length
+        // damaged file is rewritten, not kept.
         let held = self.chunk_entry(id)?.is_some_and(|entry| entry.len == len)
-            && self.chunks.file_len(id).map_err(chunk_io)? == Some(len);
+            && self.chunks.holds(id, len).map_err(chunk_io)?;
         if held {
             self.chunk_op(Op::TouchChunk { id, now_ms })?;
             return Ok(id);
@@ -428,17 +457,34 @@ impl Store for RedbStore {
     }
 
     fn get_chunk(&self, id: ChunkId) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.chunk_entry(id)?.is_none() {
+            return Ok(None);
+        }
+        match self.chunks.read(id).map_err(chunk_io)? {
+            None => return Ok(None),
+            Some(ChunkRead::Verified(bytes)) => return Ok(Some(bytes)),
+            Some(ChunkRead::Corrupt) => {}
+        }
+        // Look again under the lock: a put may have repaired the file since.
+        let _lock = self.lock_chunk(id);
+        if self.chunk_entry(id)?.is_none() {
+            return Ok(None);
+        }
         match self.chunks.read(id).map_err(chunk_io)? {
             None => Ok(None),
             Some(ChunkRead::Verified(bytes)) => Ok(Some(bytes)),
             Some(ChunkRead::Corrupt) => {
+                // Index first, then the file: a crash in between leaves an
+                // unindexed file, which the next open removes.
                 self.chunk_op(Op::RemoveChunk { id })?;
+                self.chunks.remove(id).map_err(chunk_io)?;
                 Err(StoreError::CorruptChunk { id })
             }
         }
     }
 
     fn delete_chunk(&self, id: ChunkId) -> Result<bool, StoreError> {
+        let _lock = self.lock_chunk(id);
         let indexed = self.chunk_op(Op::RemoveChunk { id })?;
         let removed = self.chunks.remove(id).map_err(chunk_io)?;
         Ok(indexed || removed)

@@ -193,3 +193,130 @@ fn chunks_survive_a_reopen() {
         7
     );
 }
+
+/// Index and file agree: the index holds the chunk exactly when a file with
+/// the right bytes is there, and `get_chunk` says the same as `has_chunk`.
+fn assert_index_and_file_agree(
+    store: &RedbStore,
+    dir: &std::path::Path,
+    id: ChunkId,
+    context: &str,
+) {
+    let indexed = store.has_chunk(id).expect("has");
+    let on_disk = fs::read(chunk_path(dir, id))
+        .ok()
+        .is_some_and(|bytes| ChunkId::of_bytes(&bytes) == id);
+    assert_eq!(
+        indexed, on_disk,
+        "{context}: index {indexed}, file {on_disk}"
+    );
+    let read = store.get_chunk(id).expect("get");
+    assert_eq!(read.is_some(), indexed, "{context}: get_chunk disagrees");
+}
+
+#[test]
+fn concurrent_put_and_delete_of_one_chunk_keep_index_and_file_in_agreement() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        std::sync::Arc::new(RedbStore::open(dir.path(), StoreConfig::default()).expect("open"));
+    let bytes = vec![3u8; 4096];
+    let id = ChunkId::of_bytes(&bytes);
+    for round in 0..150 {
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let putter = {
+            let (store, barrier, bytes) = (store.clone(), barrier.clone(), bytes.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                store.put_chunk(&bytes, round).expect("put")
+            })
+        };
+        barrier.wait();
+        store.delete_chunk(id).expect("delete");
+        putter.join().expect("putter");
+        assert_index_and_file_agree(&store, dir.path(), id, &format!("round {round}"));
+    }
+}
+
+#[test]
+fn a_repairing_put_racing_a_corrupt_read_leaves_the_chunk_held() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        std::sync::Arc::new(RedbStore::open(dir.path(), StoreConfig::default()).expect("open"));
+    let bytes = vec![4u8; 4096];
+    let id = store.put_chunk(&bytes, 0).expect("put");
+    for round in 0..150 {
+        // Damage the file (shorter, so that the put sees it needs a rewrite).
+        fs::write(chunk_path(dir.path(), id), [4u8; 100]).expect("damage");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let putter = {
+            let (store, barrier, bytes) = (store.clone(), barrier.clone(), bytes.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                store.put_chunk(&bytes, round).expect("put")
+            })
+        };
+        barrier.wait();
+        match store.get_chunk(id) {
+            Ok(Some(read)) => assert_eq!(read, bytes),
+            Ok(None) | Err(StoreError::CorruptChunk { .. }) => {}
+            Err(error) => panic!("round {round}: {error}"),
+        }
+        putter.join().expect("putter");
+        // Whichever came first, the put came last or repaired the file
+        // before the read: the chunk is held, with the right bytes.
+        assert!(
+            store.has_chunk(id).expect("has"),
+            "round {round}: not indexed"
+        );
+        assert_eq!(
+            store.get_chunk(id).expect("get").as_deref(),
+            Some(&bytes[..]),
+            "round {round}: acknowledged put lost"
+        );
+    }
+}
+
+#[test]
+fn a_chunk_whose_index_commit_failed_is_not_returned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = cairn_store::FaultPlan::new();
+    let store = RedbStore::open_with_faults(dir.path(), StoreConfig::default(), plan.clone())
+        .expect("open");
+    let bytes = vec![6u8; 10_000];
+    let id = ChunkId::of_bytes(&bytes);
+    // The chunk file's write goes through; the commit log's append of the
+    // AddChunk fails: the file is in place, the index never got the chunk.
+    plan.fail_after_writes(1, false);
+    let error = store
+        .put_chunk(&bytes, 1)
+        .expect_err("the index commit fails");
+    assert!(matches!(error, StoreError::CommitFailed { .. }), "{error}");
+    plan.clear();
+    assert!(
+        chunk_path(dir.path(), id).exists(),
+        "the file was renamed into place"
+    );
+    assert!(!store.has_chunk(id).expect("has"));
+    assert_eq!(
+        store.get_chunk(id).expect("get").map(|bytes| bytes.len()),
+        None,
+        "an unacknowledged chunk was returned"
+    );
+}
+
+#[test]
+fn a_put_repairs_a_same_length_damaged_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = RedbStore::open(dir.path(), StoreConfig::default()).expect("open");
+    let bytes = vec![7u8; 10_000];
+    let id = store.put_chunk(&bytes, 1).expect("put");
+    fs::write(chunk_path(dir.path(), id), vec![8u8; 10_000]).expect("damage, same length");
+    store.put_chunk(&bytes, 2).expect("repairing put");
+    assert_eq!(
+        store
+            .get_chunk(id)
+            .expect("the put repaired the file")
+            .as_deref(),
+        Some(&bytes[..])
+    );
+}
