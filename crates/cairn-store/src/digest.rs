@@ -37,11 +37,33 @@ pub const LEVEL_BITS: u32 = 4;
 pub const LEAF_LEVEL: u8 = (BUCKET_BITS / LEVEL_BITS) as u8;
 
 /// A node of the digest tree: the ids whose top `4 level` bits are `index`.
+///
+/// Always in bounds: the fields are private and [`TreeNode::new`] checks a
+/// level and index (which come from peers) before making a node, so
+/// [`Store::digest`](crate::Store::digest) and
+/// [`Store::list_versions`](crate::Store::list_versions) never see a node
+/// that does not exist. A node cannot be built around the check:
+///
+/// ```compile_fail
+/// let node = cairn_store::TreeNode { level: 4, index: 0 };
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TreeNode {
     /// 0 for the root, [`LEAF_LEVEL`] for a bucket.
-    pub level: u8,
+    level: u8,
     /// Which node of its level, from 0 at id 0 clockwise.
+    index: u32,
+}
+
+/// A level and index that name no node of the digest tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no digest tree node at level {level}, index {index}: levels run 0 to {LEAF_LEVEL}, and level l has 16^l nodes"
+)]
+pub struct InvalidTreeNode {
+    /// The level asked for.
+    pub level: u8,
+    /// The index asked for.
     pub index: u32,
 }
 
@@ -50,9 +72,22 @@ impl TreeNode {
     pub const ROOT: TreeNode = TreeNode { level: 0, index: 0 };
 
     /// The node at `level` and `index`, if both are in bounds.
-    pub fn new(level: u8, index: u32) -> Option<TreeNode> {
-        let node = TreeNode { level, index };
-        (level <= LEAF_LEVEL && index < (1 << (LEVEL_BITS * level as u32))).then_some(node)
+    pub fn new(level: u8, index: u32) -> Result<TreeNode, InvalidTreeNode> {
+        if level <= LEAF_LEVEL && index < (1 << (LEVEL_BITS * level as u32)) {
+            Ok(TreeNode { level, index })
+        } else {
+            Err(InvalidTreeNode { level, index })
+        }
+    }
+
+    /// 0 for the root, [`LEAF_LEVEL`] for a bucket.
+    pub fn level(&self) -> u8 {
+        self.level
+    }
+
+    /// Which node of its level, from 0 at id 0 clockwise.
+    pub fn index(&self) -> u32 {
+        self.index
     }
 
     /// The bucket that holds `key_id`.
@@ -318,8 +353,37 @@ mod tests {
         assert!(bucket.is_bucket());
         assert!(bucket.children().is_empty());
         assert_eq!(bucket.buckets(), 4095..=4095);
-        assert_eq!(TreeNode::new(1, 16), None);
-        assert_eq!(TreeNode::new(LEAF_LEVEL + 1, 0), None);
+        assert_eq!(
+            TreeNode::new(1, 16),
+            Err(InvalidTreeNode {
+                level: 1,
+                index: 16
+            })
+        );
+    }
+
+    /// What a peer could send: a level past the leaves (which used to panic
+    /// in `buckets()`), an index past its level (which used to digest to an
+    /// empty node, so two replicas "matched" on a node that does not exist).
+    #[test]
+    fn out_of_bounds_nodes_are_refused() {
+        for (level, index) in [
+            (LEAF_LEVEL + 1, 0),
+            (u8::MAX, 0),
+            (0, 1),
+            (1, 99),
+            (2, 256),
+            (LEAF_LEVEL, BUCKETS),
+            (LEAF_LEVEL, u32::MAX),
+        ] {
+            let error = TreeNode::new(level, index).expect_err("out of bounds");
+            assert_eq!((error.level, error.index), (level, index));
+        }
+        for level in 0..=LEAF_LEVEL {
+            let last = (1u32 << (LEVEL_BITS * u32::from(level))) - 1;
+            let node = TreeNode::new(level, last).expect("in bounds");
+            assert_eq!((node.level(), node.index()), (level, last));
+        }
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub enum StoreError {
     CorruptRecord { key_id: KeyId, reason: &'static str },
     #[error("the record for key id {key_id} is refused: {reason}")]
     InvalidRecord { key_id: KeyId, reason: RecordError },
+    #[error(transparent)]
+    InvalidTreeNode(#[from] crate::digest::InvalidTreeNode),
     #[error("a batch of {records} records exceeds the limit of {limit} per call")]
     BatchTooLarge { records: usize, limit: usize },
     #[error(

@@ -42,7 +42,7 @@ pub mod store;
 mod tables;
 
 pub use commit::{CommitConfig, CommitCounters};
-pub use digest::{NodeDigest, TreeNode};
+pub use digest::{InvalidTreeNode, NodeDigest, TreeNode};
 pub use disk::{RedbStore, StoreConfig};
 pub use error::StoreError;
 pub use fault::FaultPlan;

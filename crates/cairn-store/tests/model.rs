@@ -74,10 +74,10 @@ impl End {
         match self {
             End::OnKey(k) => KeyId::of_key(&key(*k)).0,
             End::BucketLow(k) => {
-                bucket_low(TreeNode::bucket_of(KeyId::of_key(&key(*k))).index as u16)
+                bucket_low(TreeNode::bucket_of(KeyId::of_key(&key(*k))).index() as u16)
             }
             End::BucketHigh(k) => {
-                bucket_high(TreeNode::bucket_of(KeyId::of_key(&key(*k))).index as u16)
+                bucket_high(TreeNode::bucket_of(KeyId::of_key(&key(*k))).index() as u16)
             }
             End::Anywhere(bytes) => Id(*bytes),
             End::Zero => Id::ZERO,
@@ -108,7 +108,7 @@ fn node_of(choice: Option<(usize, u8)>) -> TreeNode {
         Some((k, level)) => {
             let bucket = TreeNode::bucket_of(KeyId::of_key(&key(k)));
             let shift = 4 * u32::from(LEAF_LEVEL - level);
-            TreeNode::new(level, bucket.index >> shift).expect("in bounds")
+            TreeNode::new(level, bucket.index() >> shift).expect("in bounds")
         }
     }
 }
