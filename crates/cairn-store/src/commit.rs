@@ -249,7 +249,21 @@ fn run(
         let (ops, replies): (Vec<Op>, Vec<_>) =
             batch.into_iter().map(|job| (job.op, job.reply)).unzip();
         let operations = ops.len() as u64;
-        let frame = encode_frame(&ops);
+        let frame = match encode_frame(&ops) {
+            Ok(frame) => frame,
+            Err(error) => {
+                // Nothing reached the disk: fail this batch only. The batch
+                // bounds make this unreachable; it is here so that a mistake
+                // there is an error, not a corrupt log.
+                let reason = error.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::CommitFailed {
+                        reason: reason.clone(),
+                    }));
+                }
+                continue;
+            }
+        };
         let frame_len = frame.len() as u64;
         match commit(db, &log, frame, ops) {
             Ok(outcomes) => {

@@ -73,11 +73,24 @@ impl Default for StoreConfig {
     }
 }
 
+/// The most `commit.max_batch_records` may be: 65536.
+pub const MAX_COMMIT_BATCH_RECORDS: usize = 1 << 16;
+/// The most `commit.max_batch_bytes` may be: 256 MiB. With
+/// [`MAX_COMMIT_BATCH_RECORDS`] and the per-call limits
+/// ([`crate::store::MAX_BATCH_RECORDS`], [`crate::store::MAX_BATCH_BYTES`]) a
+/// batch's log frame stays under 340 MiB, below
+/// [`crate::log::MAX_FRAME_PAYLOAD`].
+pub const MAX_COMMIT_BATCH_BYTES: usize = 256 << 20;
+
 /// Why a [`StoreConfig`] is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("commit.max_batch_records must be at least 1")]
     EmptyBatch,
+    #[error("commit.max_batch_records of {0} is over the limit of {MAX_COMMIT_BATCH_RECORDS}")]
+    TooManyBatchRecords(usize),
+    #[error("commit.max_batch_bytes of {0} is over the limit of {MAX_COMMIT_BATCH_BYTES}")]
+    TooManyBatchBytes(usize),
     #[error("commit.max_wait of {0:?} is over the limit of 100 ms: writers would wait too long")]
     WaitTooLong(std::time::Duration),
 }
@@ -87,6 +100,14 @@ impl StoreConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.commit.max_batch_records == 0 {
             return Err(ConfigError::EmptyBatch);
+        }
+        if self.commit.max_batch_records > MAX_COMMIT_BATCH_RECORDS {
+            return Err(ConfigError::TooManyBatchRecords(
+                self.commit.max_batch_records,
+            ));
+        }
+        if self.commit.max_batch_bytes > MAX_COMMIT_BATCH_BYTES {
+            return Err(ConfigError::TooManyBatchBytes(self.commit.max_batch_bytes));
         }
         if self.commit.max_wait > std::time::Duration::from_millis(100) {
             return Err(ConfigError::WaitTooLong(self.commit.max_wait));
@@ -165,16 +186,23 @@ impl RedbStore {
         // meta.redb may be new: make its directory entry durable.
         sync_dir(data_dir).map_err(dir_error)?;
         prepare_tables(&db)?;
-        let (mut log, replay) = CommitLog::open(data_dir, faults.clone())?;
-        if !replay.is_empty() {
-            // Batches acknowledged after redb's last durable commit.
-            let txn = db.begin_write()?;
-            apply_ops(&txn, replay)?;
+        // Batches acknowledged after redb's last durable commit: replayed
+        // frame by frame (one frame in memory at a time) into one
+        // transaction, made durable, and only then is the log emptied.
+        let txn = db.begin_write()?;
+        let mut replayed = false;
+        let mut log = CommitLog::open(data_dir, faults.clone(), |ops| {
+            replayed = true;
+            apply_ops(&txn, ops).map(drop)
+        })?;
+        if replayed {
             txn.commit()?;
             log.clear().map_err(|source| LogError::Io {
                 path: log.path().to_path_buf(),
                 source,
             })?;
+        } else {
+            txn.abort()?;
         }
         sync_dir(data_dir).map_err(dir_error)?;
         let chunks = ChunkFiles::open(data_dir, faults).map_err(chunk_io)?;
@@ -520,5 +548,38 @@ impl Store for RedbStore {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::MAX_FRAME_PAYLOAD;
+    use crate::store::{MAX_BATCH_BYTES, MAX_BATCH_RECORDS};
+
+    #[test]
+    fn batch_bounds_beyond_the_frame_limit_are_refused() {
+        let mut config = StoreConfig::default();
+        config.validate().expect("the defaults");
+        config.commit.max_batch_bytes = MAX_COMMIT_BATCH_BYTES + 1;
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::TooManyBatchBytes(MAX_COMMIT_BATCH_BYTES + 1))
+        );
+        config.commit.max_batch_bytes = MAX_COMMIT_BATCH_BYTES;
+        config.commit.max_batch_records = MAX_COMMIT_BATCH_RECORDS + 1;
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::TooManyBatchRecords(
+                MAX_COMMIT_BATCH_RECORDS + 1
+            ))
+        );
+        // The largest frame the largest settings allow: the committer stops
+        // adding jobs once a bound is reached, so it overshoots each by at
+        // most one call's worth. Per record: key id 32, length 4, header 48.
+        let records = MAX_COMMIT_BATCH_RECORDS + MAX_BATCH_RECORDS;
+        let bytes = MAX_COMMIT_BATCH_BYTES + MAX_BATCH_BYTES;
+        let worst = 4 + records * (1 + 4 + 32 + 4 + 48) + bytes;
+        assert!(worst < MAX_FRAME_PAYLOAD, "{worst}");
     }
 }

@@ -36,6 +36,10 @@ pub enum StoreError {
     #[error("a batch of {records} records exceeds the limit of {limit} per call")]
     BatchTooLarge { records: usize, limit: usize },
     #[error(
+        "a batch of {bytes} key and value bytes exceeds the limit of {limit} bytes per call: split it"
+    )]
+    BatchBytesTooLarge { bytes: u64, limit: usize },
+    #[error(
         "the write failed and nothing of it is acknowledged ({reason}); it may or may not have reached the disk"
     )]
     CommitFailed { reason: String },

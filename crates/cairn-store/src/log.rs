@@ -16,8 +16,17 @@
 //!   (last writer wins; chunk index updates converge).
 //! - A frame is `[payload length u32 BE][first 8 bytes of BLAKE3(payload)]
 //!   [payload]`. A crash can tear only the last frame, which was never
-//!   acknowledged; replay stops at the first frame that is short or fails its
-//!   checksum, and the log is cut there.
+//!   acknowledged; replay stops at the first frame that is short, fails its
+//!   checksum, or claims more than [`MAX_FRAME_PAYLOAD`] bytes, and the log
+//!   is cut there.
+//! - A payload is at most [`MAX_FRAME_PAYLOAD`] bytes (512 MiB): encoding a
+//!   larger one is an error, never a truncated length. The per-call limits
+//!   ([`crate::store::MAX_BATCH_BYTES`]) and the committer's batch bounds
+//!   ([`crate::StoreConfig::validate`]) keep real batches far below it.
+//! - Replay reads one frame at a time, so opening holds at most one frame
+//!   (under 340 MiB with the largest allowed settings, a few MiB with the
+//!   defaults) in memory, whatever the log's length. The log itself is
+//!   bounded by the checkpoint threshold plus one batch.
 //!
 //! Payload: `[operation count u32]` then per operation a tag byte and:
 //! 0 apply: `[records u32]` then per record `[key id 32][length u32][disk form]`;
@@ -29,7 +38,7 @@ use crate::fault::{FaultPlan, WriteFault, injected_error};
 use crate::record::Record;
 use cairn_core::id::{ChunkId, Id, KeyId};
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -37,6 +46,10 @@ use std::sync::Arc;
 pub const LOG_FILE: &str = "commit.log";
 
 const FRAME_HEADER: usize = 4 + 8;
+
+/// The largest payload a frame may carry: 512 MiB, well inside its u32
+/// length field and far above any batch the store lets through.
+pub const MAX_FRAME_PAYLOAD: usize = 512 << 20;
 const TAG_APPLY: u8 = 0;
 const TAG_ADD_CHUNK: u8 = 1;
 const TAG_TOUCH_CHUNK: u8 = 2;
@@ -66,50 +79,61 @@ pub enum LogError {
     },
 }
 
+/// A batch whose frame would exceed [`MAX_FRAME_PAYLOAD`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "a commit batch of {payload} bytes exceeds the log frame limit of {MAX_FRAME_PAYLOAD} bytes"
+)]
+pub struct FrameTooLarge {
+    /// The payload's length.
+    pub payload: usize,
+}
+
 impl CommitLog {
-    /// Opens (creating) the log and reads back the operations of every whole
-    /// frame, cutting off a torn tail.
-    pub(crate) fn open(
+    /// Opens (creating) the log and hands the operations of each whole frame,
+    /// in order and one frame at a time, to `replay`; cuts off a torn tail.
+    pub(crate) fn open<E: From<LogError>>(
         data_dir: &Path,
         faults: Option<Arc<FaultPlan>>,
-    ) -> Result<(CommitLog, Vec<Op>), LogError> {
+        mut replay: impl FnMut(Vec<Op>) -> Result<(), E>,
+    ) -> Result<CommitLog, E> {
         let path = data_dir.join(LOG_FILE);
         let io_error = |source| LogError::Io {
             path: path.clone(),
             source,
         };
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(&path)
             .map_err(io_error)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io_error)?;
-        let mut ops = Vec::new();
-        let mut at = 0usize;
-        while let Some((payload, next)) = whole_frame(&bytes, at) {
-            decode_payload(payload, &mut ops).map_err(|reason| LogError::Undecodable {
+        let file_len = file.metadata().map_err(io_error)?.len();
+        let mut reader = BufReader::new(&file);
+        let mut payload = Vec::new();
+        let mut at = 0u64;
+        while read_frame(&mut reader, at, file_len, &mut payload).map_err(io_error)? {
+            let mut ops = Vec::new();
+            decode_payload(&payload, &mut ops).map_err(|reason| LogError::Undecodable {
                 path: path.clone(),
-                offset: at as u64,
+                offset: at,
                 reason,
             })?;
-            at = next;
+            replay(ops)?;
+            at += (FRAME_HEADER + payload.len()) as u64;
         }
-        if at < bytes.len() {
+        drop(reader);
+        if at < file_len {
             // A torn last frame: never acknowledged, cut it off.
-            file.set_len(at as u64).map_err(io_error)?;
+            file.set_len(at).map_err(io_error)?;
             file.sync_all().map_err(io_error)?;
         }
-        Ok((
-            CommitLog {
-                file,
-                path,
-                len: at as u64,
-                faults,
-            },
-            ops,
-        ))
+        Ok(CommitLog {
+            file,
+            path,
+            len: at,
+            faults,
+        })
     }
 
     /// Bytes in the log since the last checkpoint.
@@ -168,17 +192,40 @@ impl CommitLog {
     }
 }
 
-/// The payload of the whole frame at `at` and where the next one starts.
-fn whole_frame(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
-    let header = bytes.get(at..at + FRAME_HEADER)?;
+/// Reads the frame at `at` (the reader's position) into `payload`; false at
+/// the end of the whole frames: the file ends, the header claims more than
+/// the file holds or than [`MAX_FRAME_PAYLOAD`] (nothing is allocated for
+/// it), or the checksum fails.
+fn read_frame(
+    reader: &mut impl Read,
+    at: u64,
+    file_len: u64,
+    payload: &mut Vec<u8>,
+) -> io::Result<bool> {
+    let mut header = [0u8; FRAME_HEADER];
+    if file_len - at < FRAME_HEADER as u64 {
+        return Ok(false);
+    }
+    reader.read_exact(&mut header)?;
     let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    let payload = bytes.get(at + FRAME_HEADER..at + FRAME_HEADER + len)?;
-    let checksum = blake3::hash(payload);
-    (checksum.as_bytes()[..8] == header[4..12]).then_some((payload, at + FRAME_HEADER + len))
+    if len > MAX_FRAME_PAYLOAD || (len as u64) > file_len - at - FRAME_HEADER as u64 {
+        return Ok(false);
+    }
+    payload.resize(len, 0);
+    reader.read_exact(payload)?;
+    Ok(blake3::hash(payload).as_bytes()[..8] == header[4..12])
+}
+
+/// The frame's length field for a payload of `len` bytes.
+fn frame_len_field(len: usize) -> Result<u32, FrameTooLarge> {
+    if len > MAX_FRAME_PAYLOAD {
+        return Err(FrameTooLarge { payload: len });
+    }
+    u32::try_from(len).map_err(|_| FrameTooLarge { payload: len })
 }
 
 /// Encodes a batch of operations as one frame.
-pub(crate) fn encode_frame(ops: &[Op]) -> Vec<u8> {
+pub(crate) fn encode_frame(ops: &[Op]) -> Result<Vec<u8>, FrameTooLarge> {
     let mut payload = Vec::new();
     payload.extend_from_slice(&(ops.len() as u32).to_be_bytes());
     for op in ops {
@@ -210,11 +257,12 @@ pub(crate) fn encode_frame(ops: &[Op]) -> Vec<u8> {
             }
         }
     }
+    let len = frame_len_field(payload.len())?;
     let mut frame = Vec::with_capacity(FRAME_HEADER + payload.len());
-    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&len.to_be_bytes());
     frame.extend_from_slice(&blake3::hash(&payload).as_bytes()[..8]);
     frame.extend_from_slice(&payload);
-    frame
+    Ok(frame)
 }
 
 /// A cursor over a payload that fails with a reason instead of panicking.
@@ -298,6 +346,20 @@ mod tests {
     use cairn_core::id::NodeId;
     use cairn_core::version::{HlcTimestamp, Version};
 
+    fn open(dir: &Path) -> (CommitLog, Vec<Op>) {
+        let mut replay = Vec::new();
+        let log = CommitLog::open(dir, None, |ops| {
+            replay.extend(ops);
+            Ok::<_, LogError>(())
+        })
+        .expect("open");
+        (log, replay)
+    }
+
+    fn frame(ops: &[Op]) -> Vec<u8> {
+        encode_frame(ops).expect("encode")
+    }
+
     fn ops() -> Vec<Op> {
         let version = Version::new(
             HlcTimestamp {
@@ -329,12 +391,12 @@ mod tests {
     #[test]
     fn frames_are_read_back_after_a_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mut log, replay) = CommitLog::open(dir.path(), None).expect("open");
+        let (mut log, replay) = open(dir.path());
         assert!(replay.is_empty());
-        log.append(&encode_frame(&ops())).expect("append");
-        log.append(&encode_frame(&ops()[..1])).expect("append");
+        log.append(&frame(&ops())).expect("append");
+        log.append(&frame(&ops()[..1])).expect("append");
         drop(log);
-        let (log, replay) = CommitLog::open(dir.path(), None).expect("reopen");
+        let (log, replay) = open(dir.path());
         assert_eq!(
             format!("{replay:?}"),
             format!("{:?}", [ops(), ops()[..1].to_vec()].concat())
@@ -345,11 +407,11 @@ mod tests {
     #[test]
     fn a_torn_last_frame_is_cut_off() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mut log, _) = CommitLog::open(dir.path(), None).expect("open");
-        log.append(&encode_frame(&ops()[..1])).expect("append");
+        let (mut log, _) = open(dir.path());
+        log.append(&frame(&ops()[..1])).expect("append");
         let whole = log.len();
         drop(log);
-        let frame = encode_frame(&ops());
+        let frame = frame(&ops());
         let mut file = OpenOptions::new()
             .append(true)
             .open(dir.path().join(LOG_FILE))
@@ -357,7 +419,7 @@ mod tests {
         file.write_all(&frame[..frame.len() - 3])
             .expect("torn write");
         drop(file);
-        let (log, replay) = CommitLog::open(dir.path(), None).expect("reopen");
+        let (log, replay) = open(dir.path());
         assert_eq!(replay.len(), 1);
         assert_eq!(log.len(), whole);
         let on_disk = std::fs::metadata(dir.path().join(LOG_FILE))
@@ -369,29 +431,76 @@ mod tests {
     #[test]
     fn a_flipped_byte_ends_the_log_there() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mut log, _) = CommitLog::open(dir.path(), None).expect("open");
-        log.append(&encode_frame(&ops())).expect("append");
-        log.append(&encode_frame(&ops())).expect("append");
+        let (mut log, _) = open(dir.path());
+        log.append(&frame(&ops())).expect("append");
+        log.append(&frame(&ops())).expect("append");
         drop(log);
         let path = dir.path().join(LOG_FILE);
         let mut bytes = std::fs::read(&path).expect("read");
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         std::fs::write(&path, &bytes).expect("write");
-        let (_, replay) = CommitLog::open(dir.path(), None).expect("reopen");
+        let (_, replay) = open(dir.path());
         assert_eq!(replay.len(), ops().len());
     }
 
     #[test]
     fn clear_empties_the_log() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mut log, _) = CommitLog::open(dir.path(), None).expect("open");
-        log.append(&encode_frame(&ops())).expect("append");
+        let (mut log, _) = open(dir.path());
+        log.append(&frame(&ops())).expect("append");
         log.clear().expect("clear");
-        log.append(&encode_frame(&ops()[..1]))
-            .expect("append after clear");
+        log.append(&frame(&ops()[..1])).expect("append after clear");
         drop(log);
-        let (_, replay) = CommitLog::open(dir.path(), None).expect("reopen");
+        let (_, replay) = open(dir.path());
         assert_eq!(replay.len(), 1);
+    }
+
+    #[test]
+    fn an_oversized_payload_is_an_error_not_a_truncated_length() {
+        assert_eq!(
+            frame_len_field(MAX_FRAME_PAYLOAD).expect("at the limit"),
+            512 << 20
+        );
+        // Before: `len as u32`, so 4 GiB + 5 wrote a length of 5.
+        for len in [MAX_FRAME_PAYLOAD + 1, 1 << 32, (1 << 32) + 5] {
+            assert_eq!(frame_len_field(len).expect_err("too large").payload, len);
+        }
+    }
+
+    #[test]
+    fn a_header_claiming_a_huge_payload_ends_the_log_without_allocating_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut log, _) = open(dir.path());
+        log.append(&frame(&ops())).expect("append");
+        let whole = log.len();
+        drop(log);
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(LOG_FILE))
+            .expect("open file");
+        // A garbage header: u32::MAX bytes claimed, a few present.
+        file.write_all(&[0xff; FRAME_HEADER + 16]).expect("garbage");
+        drop(file);
+        let (log, replay) = open(dir.path());
+        assert_eq!(replay.len(), ops().len());
+        assert_eq!(log.len(), whole);
+    }
+
+    #[test]
+    fn replay_hands_over_one_frame_at_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut log, _) = open(dir.path());
+        for _ in 0..3 {
+            log.append(&frame(&ops())).expect("append");
+        }
+        drop(log);
+        let mut frames = Vec::new();
+        CommitLog::open(dir.path(), None, |ops| {
+            frames.push(ops.len());
+            Ok::<_, LogError>(())
+        })
+        .expect("reopen");
+        assert_eq!(frames, vec![ops().len(); 3]);
     }
 }

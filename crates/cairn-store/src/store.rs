@@ -21,6 +21,13 @@ use cairn_core::version::Version;
 /// The largest batch one `apply` call may carry.
 pub const MAX_BATCH_RECORDS: usize = 4096;
 
+/// The most key and value bytes one `apply` call may carry: 64 MiB. With
+/// the committer's own bounds ([`crate::StoreConfig::validate`]) this keeps
+/// every commit-log frame far below the 4 GiB its length field can say
+/// ([`crate::log::MAX_FRAME_PAYLOAD`]), and bounds what a replay at open
+/// holds in memory at once (one frame).
+pub const MAX_BATCH_BYTES: usize = 64 << 20;
+
 /// The largest chunk the store accepts: 4 MiB, the chunker's maximum.
 pub const MAX_CHUNK_LEN: usize = 4 << 20;
 
@@ -115,11 +122,19 @@ pub(crate) fn check_batch(records: &[Record]) -> Result<(), StoreError> {
             limit: MAX_BATCH_RECORDS,
         });
     }
+    let mut bytes = 0u64;
     for record in records {
         record.check().map_err(|reason| StoreError::InvalidRecord {
             key_id: record.key_id,
             reason,
         })?;
+        bytes += record.stored_bytes();
+    }
+    if bytes > MAX_BATCH_BYTES as u64 {
+        return Err(StoreError::BatchBytesTooLarge {
+            bytes,
+            limit: MAX_BATCH_BYTES,
+        });
     }
     Ok(())
 }

@@ -156,6 +156,26 @@ fn bad_records_are_refused_whole_batch() {
 }
 
 #[test]
+fn a_batch_over_the_byte_limit_is_refused_whole() {
+    use cairn_store::store::MAX_BATCH_BYTES;
+    // 65 values of 1 MiB: every record is valid, the batch is not. (4096 of
+    // them would overflow the commit log frame's u32 length.)
+    let value = vec![0x5a; 1 << 20];
+    let batch: Vec<Record> = (0..=(MAX_BATCH_BYTES >> 20) as u64)
+        .map(|i| Record::value(format!("k{i}").as_bytes(), version(1, 1), value.clone()))
+        .collect();
+    let (_dir, stores) = backends();
+    for (name, store) in stores {
+        let error = store.apply(batch.clone()).expect_err(name);
+        assert!(
+            matches!(error, StoreError::BatchBytesTooLarge { limit, .. } if limit == MAX_BATCH_BYTES),
+            "{name}: {error}"
+        );
+        assert_eq!(store.stats().expect(name), StoreStats::default(), "{name}");
+    }
+}
+
+#[test]
 fn a_one_mib_value_is_stored_inline() {
     let (_dir, stores) = backends();
     for (name, store) in stores {
