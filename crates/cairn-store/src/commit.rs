@@ -139,12 +139,15 @@ pub struct CommitCounters {
     pub commits: u64,
     /// Writer operations (calls) they carried.
     pub operations: u64,
+    /// Checkpoints that completed (redb made durable, the log emptied).
+    pub checkpoints: u64,
 }
 
 #[derive(Debug, Default)]
 struct Counters {
     commits: AtomicU64,
     operations: AtomicU64,
+    checkpoints: AtomicU64,
 }
 
 impl std::fmt::Debug for Job {
@@ -180,6 +183,7 @@ impl Committer {
         CommitCounters {
             commits: self.counters.commits.load(Ordering::Relaxed),
             operations: self.counters.operations.load(Ordering::Relaxed),
+            checkpoints: self.counters.checkpoints.load(Ordering::Relaxed),
         }
     }
 
@@ -227,7 +231,7 @@ fn run(
             match jobs.recv_timeout(wait) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
-                    if let Err(error) = checkpoint(db, &log) {
+                    if let Err(error) = checkpoint(db, &log, counters) {
                         stopped = Some(error.to_string());
                     }
                     log_bytes = 0;
@@ -287,7 +291,7 @@ fn run(
         let due = log_bytes >= config.checkpoint_log_bytes
             || last_checkpoint.elapsed() >= config.checkpoint_interval;
         if stopped.is_none() && log_bytes > 0 && due {
-            if let Err(error) = checkpoint(db, &log) {
+            if let Err(error) = checkpoint(db, &log, counters) {
                 stopped = Some(error.to_string());
             }
             log_bytes = 0;
@@ -296,12 +300,12 @@ fn run(
     }
     // A clean shutdown leaves redb durable and the log empty.
     if stopped.is_none() && log_bytes > 0 {
-        let _ = checkpoint(db, &log);
+        let _ = checkpoint(db, &log, counters);
     }
 }
 
 /// Makes every batch so far durable in redb, then empties the log.
-fn checkpoint(db: &Database, log: &LogWriter) -> Result<(), StoreError> {
+fn checkpoint(db: &Database, log: &LogWriter, counters: &Counters) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
     // Durability::Immediate (the default): flushes the pages of every
     // non-durable commit before it, with one fsync.
@@ -311,7 +315,9 @@ fn checkpoint(db: &Database, log: &LogWriter) -> Result<(), StoreError> {
             path: log.path.clone(),
             source,
         })
-    })
+    })?;
+    counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+    Ok(())
 }
 
 /// The log's own thread, so that its fsync runs while the committer applies

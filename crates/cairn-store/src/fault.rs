@@ -5,7 +5,8 @@
 //! The plan reaches both halves of the store: [`FaultyBackend`] wraps redb's
 //! file backend (database page writes and syncs), and the chunk files consult
 //! the same plan before each write and fsync. A store opened without a plan
-//! pays one branch per write.
+//! pays one branch per write. A plan can also slow every fsync down (a slow
+//! disk), to make group commit's batching deterministic in tests.
 
 use redb::backends::FileBackend;
 use redb::{BackendError, StorageBackend};
@@ -25,6 +26,8 @@ pub struct FaultPlan {
     fail_syncs: AtomicBool,
     /// Faults injected so far, for tests to check that one happened.
     injected: AtomicU64,
+    /// Microseconds every fsync sleeps first.
+    sync_delay_us: AtomicU64,
 }
 
 /// What to do with one write.
@@ -46,6 +49,7 @@ impl FaultPlan {
             tear: AtomicBool::new(false),
             fail_syncs: AtomicBool::new(false),
             injected: AtomicU64::new(0),
+            sync_delay_us: AtomicU64::new(0),
         })
     }
 
@@ -60,6 +64,16 @@ impl FaultPlan {
     /// Makes every fsync fail (`true`) or succeed again (`false`).
     pub fn fail_syncs(&self, fail: bool) {
         self.fail_syncs.store(fail, Ordering::SeqCst);
+    }
+
+    /// Makes every fsync (that goes on to succeed or fail) take at least
+    /// `delay` first, like a slow disk. Not a fault: [`FaultPlan::clear`]
+    /// leaves it.
+    pub fn delay_syncs(&self, delay: std::time::Duration) {
+        self.sync_delay_us.store(
+            u64::try_from(delay.as_micros()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
     }
 
     /// Stops injecting faults.
@@ -95,6 +109,10 @@ impl FaultPlan {
     }
 
     pub(crate) fn on_sync(&self) -> io::Result<()> {
+        let delay = self.sync_delay_us.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(delay));
+        }
         if self.fail_syncs.load(Ordering::SeqCst) {
             self.injected.fetch_add(1, Ordering::SeqCst);
             return Err(injected_error("fsync"));
