@@ -3,7 +3,10 @@
 //! SIGKILL it at seeded random moments, reopen the store, and check that
 //! every acknowledged record and chunk is intact and that no partial chunk is
 //! visible. The store is reused across rounds, so recovery after recovery is
-//! tested too. Set `CAIRN_CRASH_SEED` to replay a run; a failure prints it.
+//! tested too. Every other round checkpoints aggressively (every 1 ms or
+//! 4 KiB of log), so that kills land in checkpoints and in replays of short
+//! logs after them, not only in log appends. Set `CAIRN_CRASH_SEED` to
+//! replay a run; a failure prints it.
 
 use cairn_core::id::{ChunkId, Id, KeyId};
 use cairn_core::rng::Rng;
@@ -15,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const ROUNDS: usize = 24;
+const ROUNDS: usize = 32;
 /// Longest a child may take to print its first acknowledgement.
 const FIRST_ACK_WITHIN: Duration = Duration::from_secs(20);
 
@@ -42,6 +45,8 @@ struct Acked {
 struct Acks {
     records: HashMap<String, Acked>,
     chunks: Vec<ChunkId>,
+    /// Checkpoints the last writer reported.
+    checkpoints: u64,
 }
 
 impl Acks {
@@ -66,6 +71,7 @@ impl Acks {
             ["C", hex] => self
                 .chunks
                 .push(ChunkId(Id::from_hex(hex).expect("chunk id"))),
+            ["K", count] => self.checkpoints = count.parse().expect("checkpoints"),
             _ => panic!("unexpected line from the writer: {line:?}"),
         }
     }
@@ -86,28 +92,47 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut acks = Acks::default();
     let started = Instant::now();
+    let mut aggressive_checkpoints = 0;
     for round in 0..ROUNDS {
-        let lines = run_and_kill(dir.path(), rng.next_u64(), &mut rng);
+        let aggressive = round % 2 == 1;
+        acks.checkpoints = 0;
+        let lines = run_and_kill(dir.path(), rng.next_u64(), &mut rng, aggressive);
         let count = lines.len();
         for line in lines {
             acks.take(&line);
         }
+        if aggressive {
+            aggressive_checkpoints += acks.checkpoints;
+        }
         check(dir.path(), &acks, seed, round);
         eprintln!(
-            "round {round}: {count} acknowledgements, {} keys and {} chunks checked",
+            "round {round}: {count} acknowledgements, {} checkpoints{}, {} keys and {} chunks checked",
+            acks.checkpoints,
+            if aggressive { " (aggressive)" } else { "" },
             acks.records.len(),
             acks.chunks.len()
         );
     }
     assert!(acks.records.len() > 50, "too few writes to mean anything");
     assert!(!acks.chunks.is_empty(), "no chunk was acknowledged");
+    // Not every short round reaches one, but together they must.
+    assert!(
+        aggressive_checkpoints >= 10,
+        "only {aggressive_checkpoints} checkpoints in the aggressive rounds: kills never hit one"
+    );
     eprintln!("{ROUNDS} kills in {:?}", started.elapsed());
 }
 
 /// Starts the writer, kills it with SIGKILL a random time after its first
 /// acknowledgement, and returns every acknowledgement it printed.
-fn run_and_kill(dir: &Path, child_seed: u64, rng: &mut Rng) -> Vec<String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn-store-crash-writer"))
+fn run_and_kill(dir: &Path, child_seed: u64, rng: &mut Rng, aggressive: bool) -> Vec<String> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cairn-store-crash-writer"));
+    if aggressive {
+        command
+            .env("CAIRN_CRASH_CHECKPOINT_MS", "1")
+            .env("CAIRN_CRASH_CHECKPOINT_BYTES", "4096");
+    }
+    let mut child = command
         .arg(dir)
         .arg(child_seed.to_string())
         .stdout(Stdio::piped())

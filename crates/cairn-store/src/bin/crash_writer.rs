@@ -5,15 +5,21 @@
 //!
 //! Usage: `cairn-store-crash-writer DATA_DIR SEED`
 //!
+//! Environment, to make kills land in checkpoints too (the defaults, 2 s or
+//! 64 MiB, are rarely reached before the kill):
+//! - `CAIRN_CRASH_CHECKPOINT_MS`: the commit config's `checkpoint_interval`;
+//! - `CAIRN_CRASH_CHECKPOINT_BYTES`: its `checkpoint_log_bytes`.
+//!
 //! Lines on stdout, each printed only after the store acknowledged the write:
 //! - `R <key> <physical> <node> <tombstone 0|1> <value length>`: a record
 //!   that won (its value is [`value_for`] of key, physical and length);
-//! - `C <64 hex>`: a chunk.
+//! - `C <64 hex>`: a chunk;
+//! - `K <count>`: checkpoints completed so far (printed when it grows).
 
 use cairn_core::id::{Id, NodeId};
 use cairn_core::rng::Rng;
 use cairn_core::version::{HlcTimestamp, Version};
-use cairn_store::{Record, RedbStore, Store, StoreConfig};
+use cairn_store::{CommitConfig, Record, RedbStore, Store, StoreConfig};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,7 +50,18 @@ fn main() {
         eprintln!("SEED must be a number");
         std::process::exit(2);
     };
-    let store = match RedbStore::open(&PathBuf::from(dir), StoreConfig::default()) {
+    let mut commit = CommitConfig::default();
+    if let Some(ms) = env_number("CAIRN_CRASH_CHECKPOINT_MS") {
+        commit.checkpoint_interval = Duration::from_millis(ms);
+    }
+    if let Some(bytes) = env_number("CAIRN_CRASH_CHECKPOINT_BYTES") {
+        commit.checkpoint_log_bytes = bytes;
+    }
+    let config = StoreConfig {
+        commit,
+        ..StoreConfig::default()
+    };
+    let store = match RedbStore::open(&PathBuf::from(dir), config) {
         Ok(store) => Arc::new(store),
         Err(error) => {
             eprintln!("cannot open the store: {error}");
@@ -72,8 +89,34 @@ fn main() {
             })
         })
         .collect();
+    {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let mut reported = 0;
+            while Instant::now() < deadline {
+                let checkpoints = store.commit_counters().checkpoints;
+                if checkpoints > reported {
+                    reported = checkpoints;
+                    acknowledge(&[format!("K {checkpoints}")]);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+    }
     for thread in threads {
         let _ = thread.join();
+    }
+}
+
+/// A number from the environment; exits if it is set but not a number.
+fn env_number(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    match value.parse() {
+        Ok(number) => Some(number),
+        Err(_) => {
+            eprintln!("{name} must be a number, not {value:?}");
+            std::process::exit(2);
+        }
     }
 }
 
