@@ -159,7 +159,7 @@ impl RedbStore {
             path: data_dir.to_path_buf(),
             source,
         };
-        fs::create_dir_all(data_dir).map_err(dir_error)?;
+        create_dir_durably(data_dir).map_err(dir_error)?;
         let path = data_dir.join(META_FILE);
         let open_error = |source| StoreError::Open {
             path: path.clone(),
@@ -257,6 +257,26 @@ fn unexpected_outcome() -> StoreError {
 
 fn chunk_io((path, source): PathError) -> StoreError {
     StoreError::ChunkIo { path, source }
+}
+
+/// Creates `dir` and any missing ancestors, and fsyncs the parent of each
+/// directory it created, so that the new entries survive a crash (the files
+/// inside are fsynced on their own, but not their directory's own name).
+fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|path| !path.exists()).collect();
+    fs::create_dir_all(dir)?;
+    // Deepest first is fine: every directory is already created.
+    for created in missing {
+        if let Some(parent) = created.parent() {
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates the tables on first open and checks the format.
@@ -556,6 +576,16 @@ mod tests {
     use super::*;
     use crate::log::MAX_FRAME_PAYLOAD;
     use crate::store::{MAX_BATCH_BYTES, MAX_BATCH_RECORDS};
+
+    #[test]
+    fn a_nested_data_dir_is_created() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("a").join("b").join("data");
+        let store = RedbStore::open(&dir, StoreConfig::default()).expect("open");
+        assert!(dir.join(META_FILE).exists());
+        drop(store);
+        create_dir_durably(&dir).expect("an existing dir is fine");
+    }
 
     #[test]
     fn batch_bounds_beyond_the_frame_limit_are_refused() {
