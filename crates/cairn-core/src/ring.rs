@@ -25,7 +25,7 @@
 
 use crate::config::RingConfig;
 use crate::id::{Id, NodeId};
-use crate::interval::between_open;
+use crate::interval::{between_open, between_right_closed};
 use crate::lookup::{Lookup, LookupError, LookupStep, Owner};
 use crate::rng::Rng;
 use crate::routing::RoutingTable;
@@ -129,6 +129,9 @@ enum Purpose {
     Leave,
     /// Checking a node that a merge lookup found between me and my successor.
     MergeCandidate,
+    /// Asking finger i for its predecessor: if the finger's start still lies
+    /// between that predecessor and the finger, it is still right.
+    CheckFinger(u8),
 }
 
 #[derive(Clone, Debug)]
@@ -379,6 +382,9 @@ impl RingNode {
                 Response::Ack
             }
             Request::Ping => Response::Pong,
+            Request::GetPredecessor => Response::Predecessor {
+                predecessor: self.table.predecessor(),
+            },
             Request::FindSuccessor { target } => match self.table.local_owner_with_next(target) {
                 Some((node, next)) => Response::Found { node, next },
                 None => Response::Closer {
@@ -466,6 +472,16 @@ impl RingNode {
                 self.drive_lookup(now, id);
             }
             (Purpose::Leave, _) => self.leave_answered(),
+            (Purpose::CheckFinger(index), Response::Predecessor { predecessor }) => {
+                let start = self.table.finger_start(index);
+                let still_right = predecessor
+                    .is_some_and(|p| between_right_closed(p.id.id(), start, from.id.id()));
+                if still_right {
+                    self.fixing_finger = false;
+                } else {
+                    self.launch_lookup(now, start, LookupKind::Finger(index));
+                }
+            }
             (Purpose::MergeCandidate, Response::State { successors, .. }) => {
                 let me = self.me().id.id();
                 let still_closer = self
@@ -817,8 +833,21 @@ impl RingNode {
         }
         self.next_finger = index.checked_sub(1).unwrap_or(255);
         self.fixing_finger = true;
-        let target = self.table.finger_start(index);
-        self.launch_lookup(now, target, LookupKind::Finger(index));
+        match self.table.finger(index) {
+            // One small round trip usually confirms it; a lookup only when it moved.
+            Some(current) => {
+                self.send(
+                    now,
+                    current,
+                    Request::GetPredecessor,
+                    Purpose::CheckFinger(index),
+                );
+            }
+            None => {
+                let target = self.table.finger_start(index);
+                self.launch_lookup(now, target, LookupKind::Finger(index));
+            }
+        }
     }
 
     fn on_failed(&mut self, now: Duration, peer: Peer, purpose: Purpose) {
@@ -846,6 +875,7 @@ impl RingNode {
             }
             Purpose::CheckPredecessor => self.checking_predecessor = false,
             Purpose::Notify | Purpose::Leave | Purpose::MergeCandidate => {}
+            Purpose::CheckFinger(_) => self.fixing_finger = false,
             Purpose::Lookup(id) => {
                 if let Some(running) = self.lookups.get_mut(&id) {
                     running.lookup.on_failure(peer.id);

@@ -145,6 +145,11 @@ impl RoutingTable {
         }
     }
 
+    /// Finger i, if stored (it differs from the first successor).
+    pub fn finger(&self, index: u8) -> Option<Peer> {
+        self.fingers.get(&index).copied()
+    }
+
     /// The fingers in use, as (index, node), highest index first.
     pub fn fingers(&self) -> impl Iterator<Item = (u8, Peer)> + '_ {
         self.fingers.iter().rev().map(|(i, p)| (*i, *p))

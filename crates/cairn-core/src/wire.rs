@@ -62,6 +62,8 @@ pub enum Request {
         predecessor: Option<Peer>,
         successors: Vec<Peer>,
     },
+    /// "Who is your predecessor?": checks a finger in one small round trip.
+    GetPredecessor,
 }
 
 /// What a node answers.
@@ -88,6 +90,10 @@ pub enum Response {
     /// The request could not be served (e.g. the node is leaving).
     Error {
         reason: String,
+    },
+    /// The answer to `GetPredecessor`.
+    Predecessor {
+        predecessor: Option<Peer>,
     },
 }
 
@@ -125,6 +131,12 @@ mod tests {
             }),
             format!("040001{}007f000001d836", "01".repeat(32))
         );
+    }
+
+    #[test]
+    fn golden_bytes_of_finger_checks() {
+        assert_eq!(encode(&Request::GetPredecessor), "05");
+        assert_eq!(encode(&Response::Predecessor { predecessor: None }), "0600");
     }
 
     #[test]

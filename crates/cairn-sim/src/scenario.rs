@@ -113,6 +113,9 @@ struct Churn {
     crash_fraction: f64,
     lookup_every: Option<Duration>,
     target_nodes: usize,
+    /// Arrivals are only taken while building, or while churn lasts; one
+    /// scheduled before churn ended but due after it is dropped.
+    building: bool,
 }
 
 impl Churn {
@@ -120,6 +123,9 @@ impl Churn {
         let now = sim.now;
         match event {
             Workload::Arrive => {
+                if !self.building && now >= self.until {
+                    return;
+                }
                 if let Some(via) = sim
                     .random_member()
                     .and_then(|id| sim.node(id).map(|n| n.me()))
@@ -185,6 +191,11 @@ pub fn run(scenario: &Scenario) -> Report {
         crash_fraction: 0.0,
         lookup_every: None,
         target_nodes: scenario.nodes,
+        building: false,
+    };
+    let building = Churn {
+        building: true,
+        ..Churn { ..idle }
     };
 
     let say = |sim: &Sim, what: &str| {
@@ -212,9 +223,9 @@ pub fn run(scenario: &Scenario) -> Report {
         );
     }
     let last_join = scenario.join_every * scenario.nodes.saturating_sub(1) as u32;
-    sim.run_until(last_join, &mut |sim, event| idle.handle(sim, event));
+    sim.run_until(last_join, &mut |sim, event| building.handle(sim, event));
     say(&sim, "all joined; waiting for the ring to be correct");
-    report.build_converge_s = converge(&mut sim, scenario, &idle);
+    report.build_converge_s = converge(&mut sim, scenario, &building);
     say(&sim, "settled; measuring maintenance traffic for 60 s");
 
     // 2. Maintenance cost on the settled ring, without churn or client lookups.
@@ -263,6 +274,7 @@ pub fn run(scenario: &Scenario) -> Report {
         lookup_every: (scenario.lookups > 0)
             .then(|| scenario.duration / scenario.lookups.max(1) as u32),
         target_nodes: scenario.nodes,
+        building: false,
     };
     if let Some(mean) = scenario.churn_mean {
         let members: Vec<NodeId> = sim.members().map(|p| p.id).collect();
