@@ -200,6 +200,18 @@ impl StorageBackend for FaultyBackend {
     }
 }
 
+/// The value the crash test writes for a key at a version, derived from both
+/// so that the checker can recompute what each acknowledgement promised
+/// (shared by the crash-writer binary and its test).
+pub fn crash_test_value(key: &str, physical: u64, len: usize) -> Vec<u8> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(key.as_bytes());
+    hasher.update(&physical.to_be_bytes());
+    let mut out = vec![0u8; len];
+    hasher.finalize_xof().fill(&mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

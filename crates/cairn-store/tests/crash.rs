@@ -22,15 +22,7 @@ const ROUNDS: usize = 32;
 /// Longest a child may take to print its first acknowledgement.
 const FIRST_ACK_WITHIN: Duration = Duration::from_secs(20);
 
-/// The same as `value_for` in the crash writer.
-fn value_for(key: &str, physical: u64, len: usize) -> Vec<u8> {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(key.as_bytes());
-    hasher.update(&physical.to_be_bytes());
-    let mut out = vec![0u8; len];
-    hasher.finalize_xof().fill(&mut out);
-    out
-}
+use cairn_store::fault::crash_test_value as value_for;
 
 /// The newest acknowledged write of one key.
 #[derive(Clone, Debug)]

@@ -30,15 +30,7 @@ const WRITERS: u64 = 4;
 const KEYS: u64 = 200;
 const RUN_AT_MOST: Duration = Duration::from_secs(20);
 
-/// The value written for a key at a version: anyone can recompute it.
-fn value_for(key: &str, physical: u64, len: usize) -> Vec<u8> {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(key.as_bytes());
-    hasher.update(&physical.to_be_bytes());
-    let mut out = vec![0u8; len];
-    hasher.finalize_xof().fill(&mut out);
-    out
-}
+use cairn_store::fault::crash_test_value as value_for;
 
 fn main() {
     let mut args = std::env::args().skip(1);
