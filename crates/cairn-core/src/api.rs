@@ -4,8 +4,8 @@
 
 use crate::id::{Id, NodeId};
 use crate::wire::Peer;
-use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use core::net::SocketAddr;
+use serde::{Deserialize, Serialize}; // A plain address value: the core never opens a socket.
 
 /// `GET /v1/node`: this node and its routing state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

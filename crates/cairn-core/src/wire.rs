@@ -6,8 +6,8 @@
 //! and, with a cluster key, the proof that the peer holds it).
 
 use crate::id::{Id, NodeId};
-use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use core::net::SocketAddr;
+use serde::{Deserialize, Serialize}; // A plain address value: the core never opens a socket.
 
 /// The protocol version carried in the first exchange. Bump on any change to
 /// the messages below (the golden tests pin their bytes).
