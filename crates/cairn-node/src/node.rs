@@ -195,12 +195,14 @@ impl Node {
             .next()
             .ok_or_else(|| JoinAttempt::Fatal(format!("{addr} resolves to no address")))?;
         let pinged = Instant::now();
-        let (id, _) = match self.transport.request(resolved, None, &Request::Ping).await {
-            Ok(answer) => answer,
-            Err(error @ TransportError::Refused { .. }) => {
+        let ping = self.transport.request(resolved, None, &Request::Ping);
+        let (id, _) = match tokio::time::timeout_at(deadline.into(), ping).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(error @ TransportError::Refused { .. })) => {
                 return Err(JoinAttempt::Fatal(error.to_string()));
             }
-            Err(error) => return Err(JoinAttempt::Retry(error.to_string())),
+            Ok(Err(error)) => return Err(JoinAttempt::Retry(error.to_string())),
+            Err(_) => return Err(JoinAttempt::Retry(format!("no answer from {addr} in time"))),
         };
         if id == self.id() {
             return Err(JoinAttempt::Fatal(format!(

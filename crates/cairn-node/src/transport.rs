@@ -33,8 +33,8 @@ use tokio::time::timeout;
 use tracing::{debug, warn};
 
 /// How long a peer may take to send a whole request frame on a stream it opened,
-/// and how long an accepted connection may take for its handshake and hello.
-/// Bounds what a half-open stream or connection can hold.
+/// to take its answer, and for an accepted connection's handshake and hello.
+/// Bounds what a half-open stream or connection, or a peer that never reads, can hold.
 pub const INBOUND_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most request streams one peer may have open to us at once.
 pub const MAX_INCOMING_STREAMS: u32 = 256;
@@ -831,11 +831,18 @@ async fn serve_stream(
         }
     };
     let response = handler.handle(peer, request);
-    let sent = match frame::write_frame(&mut send, &response).await {
-        Ok(()) => send
+    // A peer that never reads its answer (flow control never opens) must not
+    // hold this task, nor the answer's memory, for ever.
+    let write = frame::write_frame(&mut send, &response);
+    let sent = match timeout(INBOUND_READ_TIMEOUT, write).await {
+        Ok(Ok(())) => send
             .finish()
             .map_err(|error| TransportError::Stream(error.to_string())),
-        Err(error) => Err(error),
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(TransportError::Timeout {
+            addr: peer.addr,
+            after: INBOUND_READ_TIMEOUT,
+        }),
     };
     if let Err(error) = sent {
         debug!(peer_id = %peer.id, peer = %peer.addr, %error, "cannot send a response");

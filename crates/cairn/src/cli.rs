@@ -149,6 +149,15 @@ pub struct NodeArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub stabilize_ms: u64,
+
+    /// Seconds to keep trying the --join addresses before giving up (exit 3).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub join_timeout: u64,
 }
 
 /// Flags of `cairn demo`.
@@ -320,6 +329,7 @@ mod tests {
         assert_eq!(node.replicas, 3);
         assert_eq!(node.cluster_key, None);
         assert_eq!(node.stabilize_ms, 500);
+        assert_eq!(node.join_timeout, 20);
 
         let Command::Demo(demo) = parse(&["demo"]).command else {
             panic!("expected demo");

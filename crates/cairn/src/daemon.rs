@@ -22,6 +22,7 @@ pub async fn run_node(args: &NodeArgs) -> i32 {
         join: args.join.clone(),
         cluster_key: args.cluster_key.clone(),
         replicas: args.replicas,
+        join_timeout: Duration::from_secs(args.join_timeout),
         ring,
         ..NodeConfig::default()
     };

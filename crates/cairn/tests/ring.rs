@@ -159,9 +159,9 @@ fn join_through_dead_address_fails() {
     let silent = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
     let dead = silent.local_addr().expect("local addr");
     let started = Instant::now();
-    let mut process = NodeOptions::new(&scratch, "lonely")
-        .join(dead)
-        .spawn(&scratch);
+    let mut options = NodeOptions::new(&scratch, "lonely").join(dead);
+    options.extra = vec!["--join-timeout".into(), "3".into()];
+    let mut process = options.spawn(&scratch);
     let status = process
         .wait_exit(Duration::from_secs(40))
         .unwrap_or_else(|e| panic!("a join through a dead address must give up: {e}"));
