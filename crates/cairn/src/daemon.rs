@@ -24,7 +24,6 @@ pub async fn run_node(args: &NodeArgs) -> i32 {
         replicas: args.replicas,
         join_timeout: Duration::from_secs(args.join_timeout),
         ring,
-        ..NodeConfig::default()
     };
     let (node, http) = match start(config).await {
         Ok(started) => started,
