@@ -14,5 +14,7 @@ pub mod http;
 pub mod node;
 pub mod transport;
 
+/// The storage benchmark, for `cairn bench store` (the CLI reaches storage only through the node).
+pub use cairn_store::bench as store_bench;
 pub use config::NodeConfig;
 pub use node::{Node, NodeError};

@@ -100,6 +100,28 @@ pub enum Command {
     /// Ask the node to leave the ring gracefully: it tells its predecessor
     /// and successor, which repair the ring at once, then stops.
     Leave,
+
+    /// Measure this machine: prints figures, changes nothing outside a
+    /// temporary directory.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+/// What `cairn bench` measures.
+#[derive(Debug, Subcommand)]
+pub enum Bench {
+    /// The storage engine on this disk: durable record puts/s with 1, 8 and
+    /// 64 concurrent writers next to the raw fsync rate measured in the same
+    /// run, put latency, and 1 MiB chunk write and read MB/s.
+    Store {
+        /// Directory on the disk to measure (a temporary dir is made inside
+        /// it and removed); default: the system's temporary dir.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+        /// Seconds per figure.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+    },
 }
 
 /// Flags of `cairn node`.
@@ -255,7 +277,7 @@ pub async fn client_command_output(cli: &Cli) -> Result<String, ClientError> {
                 output::leave_text(&id)
             }
         }
-        Command::Node(_) | Command::Demo(_) => {
+        Command::Node(_) | Command::Demo(_) | Command::Bench(_) => {
             return Err(ClientError::BadInput {
                 message: "`cairn node` and `cairn demo` start nodes; they are not sent to --node"
                     .to_string(),
@@ -331,6 +353,12 @@ mod tests {
         assert_eq!(node.stabilize_ms, 500);
         assert_eq!(node.join_timeout, 20);
 
+        let Command::Bench(Bench::Store { dir, seconds }) =
+            parse(&["bench", "store", "--seconds", "2"]).command
+        else {
+            panic!("bench store parses");
+        };
+        assert_eq!((dir, seconds), (None, 2));
         let Command::Demo(demo) = parse(&["demo"]).command else {
             panic!("expected demo");
         };

@@ -115,6 +115,29 @@ async fn futures_any(nodes: &[Node]) {
     }
 }
 
+/// `cairn bench store`: the storage benchmark, in a temporary dir under `dir`.
+pub fn run_store_bench(dir: Option<&std::path::Path>, seconds: u64) -> i32 {
+    let made = match dir {
+        Some(dir) => std::fs::create_dir_all(dir).and_then(|()| tempfile::tempdir_in(dir)),
+        None => tempfile::tempdir(),
+    };
+    let temporary = match made {
+        Ok(temporary) => temporary,
+        Err(error) => {
+            eprintln!("error: cannot create a directory to measure in: {error}");
+            return 2;
+        }
+    };
+    let per_figure = Duration::from_secs(seconds);
+    match cairn_node::store_bench::run(temporary.path(), per_figure, &mut std::io::stdout()) {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("error: the benchmark failed: {error}");
+            3
+        }
+    }
+}
+
 /// Runs N nodes in this process on free loopback ports until Ctrl-C.
 pub async fn run_demo(args: &DemoArgs) -> i32 {
     let temporary;

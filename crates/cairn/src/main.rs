@@ -37,6 +37,9 @@ fn main() {
         match &cli.command {
             cli::Command::Node(args) => daemon::run_node(args).await,
             cli::Command::Demo(args) => daemon::run_demo(args).await,
+            cli::Command::Bench(cli::Bench::Store { dir, seconds }) => {
+                daemon::run_store_bench(dir.as_deref(), *seconds)
+            }
             _ => match cli::run_client_command(&cli).await {
                 Ok(()) => 0,
                 Err(error) => {
