@@ -143,8 +143,6 @@ pub struct Counters {
     pub join_failures: u64,
     /// Peers dropped by a node after a missed request (false ones on a static ring).
     pub peer_failures: u64,
-    pub wakes: u64,
-    pub stale_wakes: u64,
 }
 
 /// The whole simulated world.
@@ -412,10 +410,8 @@ impl Sim {
             return;
         };
         if node.wake != Some(at) {
-            self.counters.stale_wakes += 1;
             return; // Superseded by an earlier wake.
         }
-        self.counters.wakes += 1;
         node.wake = None;
         if node.core.poll_timeout().is_some_and(|t| t <= now) {
             node.core.handle_timeout(now);
