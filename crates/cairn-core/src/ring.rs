@@ -628,7 +628,7 @@ impl RingNode {
             }
             // Nobody to probe: the seed, one probe period in SEED_PROBE_EVERY.
             None => match self.seed {
-                Some(seed) if self.probes % SEED_PROBE_EVERY == 0 => seed,
+                Some(seed) if self.probes.is_multiple_of(SEED_PROBE_EVERY) => seed,
                 _ => return,
             },
         };

@@ -363,7 +363,7 @@ fn converge(sim: &mut Sim, scenario: &Scenario, churn: &Churn) -> Option<f64> {
         if sim.now - start >= scenario.max_converge {
             return None;
         }
-        if scenario.verbose && steps % 20 == 0 {
+        if scenario.verbose && steps.is_multiple_of(20) {
             let what = match verdict {
                 Err(violation) => violation.to_string(),
                 Ok(()) => "a node is still joining or leaving".to_string(),

@@ -129,7 +129,7 @@ fn write(store: &dyn Store, clock: &AtomicU64, mut rng: Rng, writer: u64, deadli
                         },
                         node,
                     );
-                    let tombstone = rng.next_u64() % 10 == 0;
+                    let tombstone = rng.next_u64().is_multiple_of(10);
                     let len = (rng.next_u64() % 2048) as usize;
                     lines.push(format!(
                         "R {key} {physical} {} {} {len}",
@@ -156,7 +156,7 @@ fn write(store: &dyn Store, clock: &AtomicU64, mut rng: Rng, writer: u64, deadli
                 Err(error) => eprintln!("apply failed: {error}"),
             }
         } else {
-            let len = if rng.next_u64() % 8 == 0 {
+            let len = if rng.next_u64().is_multiple_of(8) {
                 1 << 20
             } else {
                 1 + (rng.next_u64() % (256 << 10)) as usize
