@@ -258,15 +258,6 @@ impl RingNode {
         &self.phase
     }
 
-    pub fn config(&self) -> &RingConfig {
-        &self.config
-    }
-
-    /// The smoothed round trip to peers, once measured.
-    pub fn smoothed_rtt(&self) -> Option<Duration> {
-        self.rtt.smoothed()
-    }
-
     /// How long the core now waits for an answer before calling a peer
     /// unresponsive (adaptive; the caller may use it for its own requests).
     pub fn request_timeout(&self) -> Duration {
@@ -278,11 +269,6 @@ impl RingNode {
     /// the network instead of the initial guess.
     pub fn record_rtt(&mut self, rtt: Duration) {
         self.rtt.sample(rtt);
-    }
-
-    /// Requests sent and not yet answered.
-    pub fn pending_requests(&self) -> usize {
-        self.pending.len()
     }
 
     /// True if `id` missed a request recently and was not heard from since.

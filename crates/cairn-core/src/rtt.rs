@@ -49,11 +49,6 @@ impl RttEstimator {
         self.backoff = (self.backoff * 2).min(64);
     }
 
-    /// The smoothed round trip, once measured.
-    pub fn smoothed(&self) -> Option<Duration> {
-        self.smoothed
-    }
-
     /// How long to wait for an answer before calling the peer unresponsive.
     pub fn timeout(&self) -> Duration {
         let base = match self.smoothed {

@@ -279,44 +279,39 @@ async fn no_cluster_key_against_a_cluster_key_is_refused_both_ways() {
     .await;
 }
 
+/// Writes `bytes` on a raw request stream (then finishes it if `finish`): the
+/// node must reset that stream promptly and go on answering on the same
+/// connection.
+async fn assert_bad_frame_fails_its_stream_only(bytes: &[u8], finish: bool) {
+    let a = node(1, None);
+    let b = node(2, None);
+    let (mut send, mut recv) = a
+        .transport
+        .open_raw_stream(b.transport.local_addr())
+        .await
+        .expect("raw stream");
+    send.write_all(bytes).await.expect("write");
+    if finish {
+        send.finish().expect("finish");
+    }
+    let read = timeout(Duration::from_secs(5), recv.read_to_end(1024))
+        .await
+        .expect("the node must answer the bad stream promptly");
+    assert!(read.is_err(), "the bad stream must be reset, got {read:?}");
+    assert_eq!(ping(&a, &b).await.expect("ping after").1, Response::Pong);
+    assert_eq!(
+        a.transport.connections_opened(),
+        1,
+        "same connection still up"
+    );
+    assert_eq!(b.recorder.calls.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test]
 async fn an_oversized_frame_fails_its_stream_only() {
     bounded(async {
-        let a = node(1, None);
-        let b = node(2, None);
-        let (mut send, mut recv) = a
-            .transport
-            .open_raw_stream(b.transport.local_addr())
-            .await
-            .expect("raw stream");
         let too_long = u32::try_from(MAX_FRAME + 1).expect("fits");
-        send.write_all(&too_long.to_be_bytes())
-            .await
-            .expect("write");
-        let mut answer = Vec::new();
-        let read = timeout(Duration::from_secs(5), async {
-            let mut buf = [0u8; 64];
-            loop {
-                match recv.read(&mut buf).await {
-                    Ok(Some(n)) => answer.extend_from_slice(&buf[..n]),
-                    Ok(None) => break Ok(()),
-                    Err(error) => break Err(error),
-                }
-            }
-        })
-        .await
-        .expect("the node must answer the bad stream promptly");
-        assert!(
-            read.is_err(),
-            "the bad stream must be reset, got {answer:?}"
-        );
-        assert_eq!(ping(&a, &b).await.expect("ping after").1, Response::Pong);
-        assert_eq!(
-            a.transport.connections_opened(),
-            1,
-            "same connection still up"
-        );
-        assert_eq!(b.recorder.calls.load(Ordering::SeqCst), 1);
+        assert_bad_frame_fails_its_stream_only(&too_long.to_be_bytes(), false).await;
     })
     .await;
 }
@@ -324,22 +319,7 @@ async fn an_oversized_frame_fails_its_stream_only() {
 #[tokio::test]
 async fn garbage_in_a_frame_fails_its_stream_only() {
     bounded(async {
-        let a = node(1, None);
-        let b = node(2, None);
-        let (mut send, mut recv) = a
-            .transport
-            .open_raw_stream(b.transport.local_addr())
-            .await
-            .expect("raw stream");
-        send.write_all(&[0, 0, 0, 3, 0xff, 0xff, 0xff])
-            .await
-            .expect("write");
-        send.finish().expect("finish");
-        let read = timeout(Duration::from_secs(5), recv.read_to_end(1024))
-            .await
-            .expect("prompt");
-        assert!(read.is_err(), "garbage must reset the stream: {read:?}");
-        assert_eq!(ping(&a, &b).await.expect("ping after").1, Response::Pong);
+        assert_bad_frame_fails_its_stream_only(&[0, 0, 0, 3, 0xff, 0xff, 0xff], true).await;
     })
     .await;
 }

@@ -214,6 +214,25 @@ fn assert_index_and_file_agree(
     assert_eq!(read.is_some(), indexed, "{context}: get_chunk disagrees");
 }
 
+/// Starts a thread that puts `bytes` the moment the caller also proceeds
+/// (both pass one barrier), so that the put races whatever the caller does next.
+fn put_when_released(
+    store: &std::sync::Arc<RedbStore>,
+    bytes: &[u8],
+    round: u64,
+) -> std::thread::JoinHandle<ChunkId> {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let putter = {
+        let (store, barrier, bytes) = (store.clone(), barrier.clone(), bytes.to_vec());
+        std::thread::spawn(move || {
+            barrier.wait();
+            store.put_chunk(&bytes, round).expect("put")
+        })
+    };
+    barrier.wait();
+    putter
+}
+
 #[test]
 fn concurrent_put_and_delete_of_one_chunk_keep_index_and_file_in_agreement() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -222,15 +241,7 @@ fn concurrent_put_and_delete_of_one_chunk_keep_index_and_file_in_agreement() {
     let bytes = vec![3u8; 4096];
     let id = ChunkId::of_bytes(&bytes);
     for round in 0..150 {
-        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
-        let putter = {
-            let (store, barrier, bytes) = (store.clone(), barrier.clone(), bytes.clone());
-            std::thread::spawn(move || {
-                barrier.wait();
-                store.put_chunk(&bytes, round).expect("put")
-            })
-        };
-        barrier.wait();
+        let putter = put_when_released(&store, &bytes, round);
         store.delete_chunk(id).expect("delete");
         putter.join().expect("putter");
         assert_index_and_file_agree(&store, dir.path(), id, &format!("round {round}"));
@@ -247,15 +258,7 @@ fn a_repairing_put_racing_a_corrupt_read_leaves_the_chunk_held() {
     for round in 0..150 {
         // Damage the file (shorter, so that the put sees it needs a rewrite).
         fs::write(chunk_path(dir.path(), id), [4u8; 100]).expect("damage");
-        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
-        let putter = {
-            let (store, barrier, bytes) = (store.clone(), barrier.clone(), bytes.clone());
-            std::thread::spawn(move || {
-                barrier.wait();
-                store.put_chunk(&bytes, round).expect("put")
-            })
-        };
-        barrier.wait();
+        let putter = put_when_released(&store, &bytes, round);
         match store.get_chunk(id) {
             Ok(Some(read)) => assert_eq!(read, bytes),
             Ok(None) | Err(StoreError::CorruptChunk { .. }) => {}

@@ -168,6 +168,16 @@ impl PeerKeyVerifier {
     }
 }
 
+/// Node keys are ed25519, and only that.
+const VERIFY_SCHEMES: &[SignatureScheme] = &[SignatureScheme::ED25519];
+
+/// QUIC is TLS 1.3 only: a TLS 1.2 signature is never acceptable.
+fn refuse_tls12() -> Result<HandshakeSignatureValid, rustls::Error> {
+    Err(rustls::Error::PeerIncompatible(
+        rustls::PeerIncompatible::Tls13RequiredForQuic,
+    ))
+}
+
 impl ServerCertVerifier for PeerKeyVerifier {
     fn verify_server_cert(
         &self,
@@ -187,9 +197,7 @@ impl ServerCertVerifier for PeerKeyVerifier {
         _certificate: &CertificateDer<'_>,
         _signature: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls13RequiredForQuic,
-        ))
+        refuse_tls12()
     }
 
     fn verify_tls13_signature(
@@ -202,7 +210,7 @@ impl ServerCertVerifier for PeerKeyVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
+        VERIFY_SCHEMES.to_vec()
     }
 }
 
@@ -227,9 +235,7 @@ impl ClientCertVerifier for PeerKeyVerifier {
         _certificate: &CertificateDer<'_>,
         _signature: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls13RequiredForQuic,
-        ))
+        refuse_tls12()
     }
 
     fn verify_tls13_signature(
@@ -242,7 +248,7 @@ impl ClientCertVerifier for PeerKeyVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
+        VERIFY_SCHEMES.to_vec()
     }
 }
 
