@@ -13,6 +13,7 @@
 //! - [`lookup`]: one iterative lookup as a small state machine.
 //! - [`ring`]: the membership state machine (join, stabilize, notify, leave)
 //!   that owns a routing table and drives lookups.
+//! - [`liveness`]: which peers are believed dead, from what evidence.
 //! - [`rtt`]: adaptive request timeouts from measured round trips.
 //! - [`limits`]: limits on client input (key length), named and checked at the edge.
 //! - [`config`]: the protocol's settings, with defaults and `validate()`.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod id;
 pub mod interval;
 pub mod limits;
+pub mod liveness;
 pub mod lookup;
 pub mod ring;
 pub mod rng;

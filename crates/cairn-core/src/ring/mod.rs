@@ -1,0 +1,524 @@
+//! The membership state machine of one node: join, stabilize/notify in Zave's
+//! corrected form, check predecessor, fix fingers, failure handling, graceful
+//! leave, and the lookups this node drives.
+//!
+//! It is sans-IO: the caller feeds events (`handle_request`,
+//! `handle_response`, `handle_failure`, `handle_timeout`, `join`, `leave`,
+//! `start_lookup`) with the current time, and drains what to do with
+//! `poll_action` and `poll_timeout`. Requests it sends carry an [`RpcId`]; the
+//! caller reports each one's answer or failure back under that id.
+//!
+//! The rules (DESIGN.md, Ring maintenance):
+//! - join: look up successor(me) through a bootstrap peer; that node
+//!   becomes the first successor; stabilize at once.
+//! - stabilize: ask the first successor s for (predecessor, successor list).
+//!   If s fails, drop it and retry with the next. If its predecessor p lies
+//!   strictly between me and s, ask p too, and adopt p only if it answers.
+//!   Then successors = [first] ++ first's list, and notify first.
+//! - notify: adopt the notifier as predecessor if there is none or it lies
+//!   strictly between the current one and me.
+//! - a node never adopts a peer that has not answered as its first successor,
+//!   and its list never holds itself or a duplicate.
+//!
+//! The work is split by concept, one child module each:
+//! - [`rpc`]: the requests under way and the late answers worth measuring;
+//! - [`timers`]: the periodic work as an enum of timer kinds;
+//! - `join`: joining, retrying, and rejoining when every neighbour is lost;
+//! - `stabilize`: stabilize, notify, check predecessor;
+//! - `fingers`: checking and refreshing fingers;
+//! - `merge`: merge probes through peers given up for dead, and the seed;
+//! - `leave`: the graceful leave, and a neighbour's leave notice;
+//! - `lookups`: the lookups this node drives, whatever they are for.
+//!
+//! Liveness (which peers are believed dead) is its own module,
+//! [`crate::liveness`].
+
+mod fingers;
+mod join;
+mod leave;
+mod lookups;
+mod merge;
+pub mod rpc;
+mod stabilize;
+pub mod timers;
+
+use crate::config::RingConfig;
+use crate::id::{Id, NodeId};
+use crate::liveness::Liveness;
+use crate::lookup::{LookupError, Owner};
+use crate::rng::Rng;
+use crate::routing::RoutingTable;
+use crate::rtt::RttEstimator;
+use crate::wire::{Peer, Request, Response};
+use lookups::RunningLookup;
+use merge::Graveyard;
+pub use rpc::RpcId;
+use rpc::{Outstanding, Purpose};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+use timers::{Timer, Timers};
+
+/// How many recently heard peers a node remembers as a last resort.
+pub const ACQUAINTANCES: usize = 16;
+/// How many peers given up for dead a node keeps probing.
+pub const GRAVEYARD: usize = 16;
+/// With nobody dead to probe, the seed is probed once in this many probe periods.
+pub const SEED_PROBE_EVERY: u64 = 6;
+
+/// Names one lookup started with [`RingNode::start_lookup`].
+pub type LookupId = u64;
+
+/// What the caller must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send `request` to `to`, then call `handle_response` or `handle_failure` with `rpc`.
+    Send {
+        rpc: RpcId,
+        to: Peer,
+        request: Request,
+    },
+    /// A lookup started with `start_lookup` finished.
+    LookupDone {
+        lookup: LookupId,
+        result: Result<LookupAnswer, LookupError>,
+    },
+    /// Something the caller may want to log or react to.
+    Event(RingEvent),
+}
+
+/// The answer to a finished lookup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LookupAnswer {
+    pub target: Id,
+    /// successor(target).
+    pub node: Peer,
+    /// Nodes that answered on the way (0 when this node knew the answer).
+    pub hops: u32,
+    pub elapsed: Duration,
+}
+
+/// Changes of this node's place on the ring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RingEvent {
+    /// The join finished: the successor answered and was notified.
+    Joined {
+        successor: Peer,
+    },
+    /// Every join attempt failed; the node stays alone.
+    JoinFailed {
+        reason: String,
+    },
+    /// A member lost every neighbour and could not rejoin through any peer it
+    /// knew: it goes on as a ring of one (it may be the last survivor).
+    Isolated {
+        reason: String,
+    },
+    SuccessorChanged {
+        successor: Option<Peer>,
+    },
+    PredecessorChanged {
+        predecessor: Option<Peer>,
+    },
+    /// A peer did not answer in time and was dropped from the routing table.
+    PeerFailed {
+        peer: Peer,
+    },
+    /// The graceful leave finished: neighbours were told (or did not answer).
+    Left,
+}
+
+/// Where the node is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Alone, or a member of a ring.
+    Active,
+    /// Looking for its place through `bootstrap`.
+    Joining { bootstrap: Peer, attempts: u32 },
+    /// Telling its neighbours that it leaves; `awaiting` answers.
+    Leaving { awaiting: usize },
+    /// Gone: answers nothing but errors, schedules nothing.
+    Left,
+}
+
+/// One node's view of the ring and the work it has under way.
+#[derive(Clone, Debug)]
+pub struct RingNode {
+    config: RingConfig,
+    table: RoutingTable,
+    phase: Phase,
+    rng: Rng,
+    rtt: RttEstimator,
+    rpcs: Outstanding,
+    next_lookup: LookupId,
+    lookups: BTreeMap<LookupId, RunningLookup>,
+    liveness: Liveness,
+    timers: Timers,
+    /// When the predecessor last sent a request (its stabilization asks regularly).
+    heard_from_predecessor: Duration,
+    next_finger: u8,
+    /// Peers given up for dead, probed now and then (see `merge`).
+    graveyard: Graveyard,
+    /// The peer this node first joined through: probed now and then like the
+    /// graveyard, so that a ring split off without any dead peer to probe
+    /// still finds its way back.
+    seed: Option<Peer>,
+    probes: u64,
+    /// Peers heard from lately (answers and requests), most recent last, at most
+    /// [`ACQUAINTANCES`]: the way back into the ring if every neighbour is lost.
+    acquaintances: VecDeque<Peer>,
+    /// True once this node had a successor: an isolated node that was a member rejoins.
+    was_member: bool,
+    /// What the caller was last told, so that changes become events.
+    reported_successor: Option<Peer>,
+    reported_predecessor: Option<Peer>,
+    actions: VecDeque<Action>,
+}
+
+impl RingNode {
+    /// A node alone on its own ring (its own successor) until it joins or is joined.
+    pub fn new(me: Peer, config: RingConfig, seed: u64, now: Duration) -> RingNode {
+        let mut node = RingNode {
+            table: RoutingTable::new(me, config.successor_list_len),
+            rtt: RttEstimator::new(config.rto.clone()),
+            phase: Phase::Active,
+            rng: Rng::new(seed),
+            rpcs: Outstanding::new(config.rto.max),
+            next_lookup: 1,
+            lookups: BTreeMap::new(),
+            liveness: Liveness::new(config.dead_memory),
+            timers: Timers::new(now),
+            heard_from_predecessor: Duration::ZERO,
+            next_finger: 255,
+            graveyard: Graveyard::new(config.graveyard_memory),
+            seed: None,
+            probes: 0,
+            acquaintances: VecDeque::new(),
+            was_member: false,
+            reported_successor: None,
+            reported_predecessor: None,
+            actions: VecDeque::new(),
+            config,
+        };
+        // Spread the first rounds so that nodes started together do not tick together.
+        for timer in [
+            Timer::Stabilize,
+            Timer::CheckPredecessor,
+            Timer::FixFinger,
+            Timer::MergeProbe,
+        ] {
+            let at = now + node.jittered(node.period(timer));
+            node.timers.set(timer, at);
+        }
+        node
+    }
+
+    pub fn me(&self) -> Peer {
+        self.table.me()
+    }
+
+    pub fn routing(&self) -> &RoutingTable {
+        &self.table
+    }
+
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// How long the core now waits for an answer before calling a peer
+    /// unresponsive (adaptive; the caller may use it for its own requests).
+    pub fn request_timeout(&self) -> Duration {
+        self.rtt.timeout()
+    }
+
+    /// Feeds a round trip measured outside the core (e.g. the caller's ping of
+    /// a bootstrap address), so that a new node's first timeouts already fit
+    /// the network instead of the initial guess.
+    pub fn record_rtt(&mut self, rtt: Duration) {
+        self.rtt.sample(rtt);
+    }
+
+    /// True if `id` missed a request recently and was not heard from since.
+    pub fn is_dead(&self, id: NodeId) -> bool {
+        self.liveness.is_dead(id)
+    }
+
+    // ---- inputs ----
+
+    /// Starts a lookup of successor(target); its end comes as [`Action::LookupDone`].
+    pub fn start_lookup(&mut self, now: Duration, target: Id) -> LookupId {
+        let id = self.launch_lookup(now, target, lookups::LookupKind::User);
+        self.report_changes();
+        id
+    }
+
+    /// Answers a request from `from` (whose id the transport authenticated).
+    pub fn handle_request(&mut self, now: Duration, from: Peer, request: Request) -> Response {
+        self.liveness.heard_from(from.id);
+        self.table.refresh_address(from);
+        self.remember(from);
+        if self.table.predecessor().is_some_and(|p| p.id == from.id) {
+            self.heard_from_predecessor = now;
+        }
+        if matches!(self.phase, Phase::Left) {
+            return Response::Error {
+                reason: "this node has left the ring".into(),
+            };
+        }
+        if matches!(self.phase, Phase::Joining { .. })
+            && matches!(
+                request,
+                Request::GetState | Request::Notify | Request::FindSuccessor { .. }
+            )
+        {
+            // Not a member yet: serving as someone's bootstrap or successor now
+            // could start a second ring that stabilization can never merge.
+            return Response::Error {
+                reason: "this node is still joining the ring".into(),
+            };
+        }
+        let response = match request {
+            Request::GetState => Response::State {
+                predecessor: self.table.predecessor(),
+                successors: self.table.successors().to_vec(),
+                http: self.config.http.clone(),
+            },
+            Request::Notify => {
+                self.on_notify(now, from);
+                Response::Ack
+            }
+            Request::Ping => Response::Pong,
+            Request::GetPredecessor => Response::Predecessor {
+                predecessor: self.table.predecessor(),
+            },
+            Request::FindSuccessor { target } => match self.table.local_owner_with_next(target) {
+                Some((node, next)) => Response::Found { node, next },
+                None => Response::Closer {
+                    candidates: self
+                        .table
+                        .closest_preceding(target, self.config.lookup_candidates),
+                },
+            },
+            Request::Leaving {
+                predecessor,
+                successors,
+            } => {
+                self.on_leaving(now, from, predecessor, successors);
+                Response::Ack
+            }
+        };
+        self.report_changes();
+        response
+    }
+
+    /// The answer to request `rpc` arrived.
+    pub fn handle_response(&mut self, now: Duration, rpc: RpcId, response: Response) {
+        let Some(pending) = self.rpcs.close(rpc) else {
+            if let Some(late) = self.rpcs.take_late(rpc) {
+                // Too late to use, but the peer is alive and the network slower
+                // than the timeout assumed.
+                self.rtt.sample(now.saturating_sub(late.sent_at));
+                self.liveness.heard_from(late.to.id);
+                self.remember(late.to);
+            }
+            return;
+        };
+        self.rtt.sample(now.saturating_sub(pending.sent_at));
+        self.liveness.heard_from(pending.to.id);
+        let from = pending.to;
+        self.remember(from);
+        match (pending.purpose, response) {
+            (
+                Purpose::Stabilize,
+                Response::State {
+                    predecessor,
+                    successors,
+                    ..
+                },
+            ) => self.on_successor_state(now, from, predecessor, &successors),
+            (
+                Purpose::StabilizeCandidate,
+                Response::State {
+                    predecessor,
+                    successors,
+                    ..
+                },
+            ) => self.on_candidate_state(now, from, predecessor, &successors),
+            (Purpose::Notify, Response::Ack) => {}
+            (Purpose::CheckPredecessor, Response::Pong) => {
+                self.timers.set_busy(Timer::CheckPredecessor, false);
+            }
+            (Purpose::Lookup(id), Response::Found { node, next }) => {
+                if let Some(running) = self.lookups.get_mut(&id) {
+                    running.lookup.on_found(from.id, Owner { node, next });
+                }
+                self.drive_lookup(now, id);
+            }
+            (Purpose::Lookup(id), Response::Closer { candidates }) => {
+                if let Some(running) = self.lookups.get_mut(&id) {
+                    running.lookup.on_closer(from.id, candidates);
+                }
+                self.drive_lookup(now, id);
+            }
+            (Purpose::Leave, _) => self.leave_answered(),
+            (Purpose::CheckFinger(index), Response::Predecessor { predecessor }) => {
+                self.on_finger_predecessor(now, from, index, predecessor);
+            }
+            (Purpose::MergeCandidate, Response::State { successors, .. }) => {
+                self.on_merge_candidate_state(now, from, &successors);
+            }
+            (purpose, _) => {
+                // An error or an answer of the wrong kind: the peer cannot serve us.
+                self.on_failed(now, from, purpose);
+            }
+        }
+        self.report_changes();
+    }
+
+    /// Request `rpc` failed (unreachable, refused, reset) before its timeout.
+    pub fn handle_failure(&mut self, now: Duration, rpc: RpcId) {
+        if let Some(pending) = self.rpcs.close(rpc) {
+            self.on_failed(now, pending.to, pending.purpose);
+        }
+        self.report_changes();
+    }
+
+    /// Time passed: expire requests and lookups, run the periodic work that is due.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        for rpc in self.rpcs.due(now) {
+            if let Some(pending) = self.rpcs.time_out(rpc) {
+                self.rtt.backoff();
+                self.on_failed(now, pending.to, pending.purpose);
+            }
+        }
+        self.rpcs.forget_late(now);
+        self.wake_lookups(now);
+        self.liveness.forget_old(now);
+        if !matches!(self.phase, Phase::Leaving { .. } | Phase::Left) {
+            let due: Vec<Timer> = self.timers.due(now).collect();
+            for timer in due {
+                let at = now + self.jittered(self.period(timer));
+                self.timers.set(timer, at);
+                match timer {
+                    Timer::Stabilize => self.stabilize(now),
+                    Timer::CheckPredecessor => self.check_predecessor(now),
+                    Timer::MergeProbe => self.probe_graveyard(now),
+                    Timer::FixFinger => self.fix_next_finger(now),
+                }
+            }
+        }
+        self.report_changes();
+    }
+
+    // ---- outputs ----
+
+    /// The next thing to do, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When `handle_timeout` should be called next.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        let requests = self.rpcs.next_deadline();
+        let lookups = self.lookups.values().map(|l| l.lookup.wake_at()).min();
+        let timers = match self.phase {
+            Phase::Leaving { .. } | Phase::Left => None,
+            _ => self.timers.next(),
+        };
+        [requests, lookups, timers].into_iter().flatten().min()
+    }
+
+    // ---- shared by the protocol's parts ----
+
+    fn period(&self, timer: Timer) -> Duration {
+        match timer {
+            Timer::Stabilize => self.config.stabilize_every,
+            Timer::CheckPredecessor => self.config.check_predecessor_every,
+            Timer::MergeProbe => self.config.probe_dead_every,
+            Timer::FixFinger => self.config.fix_finger_every,
+        }
+    }
+
+    fn jittered(&mut self, period: Duration) -> Duration {
+        let spread = self.config.timer_jitter * (2.0 * self.rng.next_f64() - 1.0);
+        period.mul_f64(1.0 + spread)
+    }
+
+    fn send(&mut self, now: Duration, to: Peer, request: Request, purpose: Purpose) -> RpcId {
+        let rpc = self.rpcs.open(to, purpose, now, self.rtt.timeout());
+        self.actions.push_back(Action::Send { rpc, to, request });
+        rpc
+    }
+
+    /// A request failed, timed out, or was answered with an error.
+    fn on_failed(&mut self, now: Duration, peer: Peer, purpose: Purpose) {
+        if purpose == Purpose::Leave {
+            self.leave_answered();
+            return;
+        }
+        self.mark_dead(now, peer);
+        match purpose {
+            Purpose::Stabilize => self.on_stabilize_failed(now),
+            Purpose::StabilizeCandidate => self.on_candidate_failed(now),
+            Purpose::CheckPredecessor => self.timers.set_busy(Timer::CheckPredecessor, false),
+            Purpose::Notify | Purpose::Leave | Purpose::MergeCandidate => {}
+            Purpose::CheckFinger(_) => self.timers.set_busy(Timer::FixFinger, false),
+            Purpose::Lookup(id) => {
+                if let Some(running) = self.lookups.get_mut(&id) {
+                    running.lookup.on_failure(peer.id);
+                }
+                self.drive_lookup(now, id);
+            }
+        }
+    }
+
+    fn mark_dead(&mut self, now: Duration, peer: Peer) {
+        self.liveness.mark_dead(now, peer.id);
+        self.graveyard.bury(peer, now);
+        if self.table.remove(peer.id) {
+            self.actions
+                .push_back(Action::Event(RingEvent::PeerFailed { peer }));
+        }
+    }
+
+    /// A peer answered or asked: it is alive, and a way back in if all else fails.
+    fn remember(&mut self, peer: Peer) {
+        self.graveyard.revive(peer.id);
+        if self.acquaintances.back() == Some(&peer) {
+            return; // The common case: the same peer again.
+        }
+        self.acquaintances.retain(|p| p.id != peer.id);
+        if self.acquaintances.len() == ACQUAINTANCES {
+            self.acquaintances.pop_front();
+        }
+        self.acquaintances.push_back(peer);
+    }
+
+    /// `peers` in order without the ones believed dead (and without `except`,
+    /// e.g. me or a leaver): the candidates for successor(x), best first.
+    fn live_in_order<'a>(
+        &'a self,
+        peers: impl IntoIterator<Item = &'a Peer> + 'a,
+        except: Option<NodeId>,
+    ) -> impl Iterator<Item = Peer> + 'a {
+        peers
+            .into_iter()
+            .filter(move |p| Some(p.id) != except && !self.liveness.is_dead(p.id))
+            .copied()
+    }
+
+    /// Turns changes of successor and predecessor into events, once each.
+    fn report_changes(&mut self) {
+        let successor = self.table.successor();
+        if successor != self.reported_successor {
+            self.reported_successor = successor;
+            self.actions
+                .push_back(Action::Event(RingEvent::SuccessorChanged { successor }));
+        }
+        let predecessor = self.table.predecessor();
+        if predecessor != self.reported_predecessor {
+            self.reported_predecessor = predecessor;
+            self.actions
+                .push_back(Action::Event(RingEvent::PredecessorChanged { predecessor }));
+        }
+    }
+}
