@@ -24,6 +24,10 @@ pub struct RingConfig {
     pub lookup_deadline: Duration,
     /// How many answers `FindSuccessor` returns as "ask one of these". Default 4.
     pub lookup_candidates: usize,
+    /// How many requests in a row a peer must miss (the first one, then
+    /// probes sent one at a time) before it is judged dead. One lost datagram
+    /// or a busy moment only makes it suspect. Default 4.
+    pub misses_to_dead: u32,
     /// How long a peer that timed out is kept off this node's lists when other
     /// nodes mention it (a direct message from it clears this at once). Default 30 s.
     pub dead_memory: Duration,
@@ -33,8 +37,10 @@ pub struct RingConfig {
     pub probe_dead_every: Duration,
     /// How long a peer given up for dead stays in the probe rotation. Default 10 min.
     pub graveyard_memory: Duration,
-    /// A joining node retries its join lookup this many times before giving up. Default 5.
-    pub join_attempts: u32,
+    /// A join that has not succeeded by then fails for good. Attempts go
+    /// through the bootstraps in turn, with pauses that double from one
+    /// stabilization period. Default 20 s.
+    pub join_timeout: Duration,
     /// The HTTP address this node serves, told to peers for `cairn ring`.
     pub http: Option<String>,
     /// Deliberate bugs, off by default: tests switch one on to prove that the
@@ -84,10 +90,11 @@ impl Default for RingConfig {
             rto: RtoConfig::default(),
             lookup_deadline: Duration::from_secs(5),
             lookup_candidates: 4,
+            misses_to_dead: 4,
             dead_memory: Duration::from_secs(30),
             probe_dead_every: Duration::from_secs(10),
             graveyard_memory: Duration::from_secs(600),
-            join_attempts: 5,
+            join_timeout: Duration::from_secs(20),
             http: None,
             faults: Faults::default(),
         }
@@ -130,11 +137,14 @@ impl RingConfig {
                 "lookup_deadline must be at least rto.max, or a lookup cannot survive one timeout",
             );
         }
+        if self.misses_to_dead == 0 {
+            return fail("misses_to_dead must be at least 1");
+        }
         if self.lookup_candidates == 0 {
             return fail("lookup_candidates must be at least 1");
         }
-        if self.join_attempts == 0 {
-            return fail("join_attempts must be at least 1");
+        if self.join_timeout.is_zero() {
+            return fail("join_timeout must be above zero");
         }
         Ok(())
     }

@@ -1,51 +1,221 @@
-//! Which peers this node believes dead, and since when.
+//! Which peers this node believes alive, suspect, dead or departed, and on
+//! what evidence.
 //!
-//! Invariant: a peer is marked dead only by a failed ring probe or its own
-//! leave notice, and any direct word from it (a request, or an answer to one
-//! of ours) clears the mark at once. Marks older than `memory` are forgotten,
-//! so a peer that other nodes still mention is let back in after a while even
-//! if it never speaks to this node.
+//! A single missed request proves little: a datagram was lost, a peer was
+//! busy for a moment. So a miss only makes a peer *suspect*; the ring then
+//! probes it, one probe at a time, and only `misses_to_dead` misses in a row
+//! (the first one and the probes after it) make it *dead*. Misses of other
+//! requests while a probe is under way are not counted again: they overlap
+//! the probe in time and are not independent evidence. (SWIM's suspicion,
+//! with direct probes in sequence; Chord's successor lists give the ring
+//! enough other peers to route around a suspect meanwhile.)
+//!
+//! Invariants:
+//! - a peer is dead only after `misses_to_dead` consecutive misses, or
+//!   departed only after it said so (a leave notice, or an error answer that
+//!   says it does not serve the ring);
+//! - any direct word from a peer (a request from it, or an answer to one of
+//!   ours, however late) revokes whatever was believed at once;
+//! - at most one probe per suspect is in flight;
+//! - verdicts older than `memory` are forgotten, so a peer that other nodes
+//!   still mention is let back in after a while even if it never speaks to
+//!   this node.
 
 use crate::id::NodeId;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Dead marks of peers.
+/// What this node believes of one peer that is not simply alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Belief {
+    /// It missed `misses` requests in a row; a probe may be under way.
+    Suspect { misses: u32, probing: bool },
+    /// It missed too many in a row.
+    Dead { since: Duration },
+    /// It said it leaves (or cannot serve the ring).
+    Departed { since: Duration },
+}
+
+/// What a miss leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Suspect: send a probe now (`probe`), or one is already under way.
+    Suspect { probe: bool },
+    /// Judged dead by this miss: drop it.
+    Dead,
+    /// Dead or departed already: nothing new.
+    AlreadyGone,
+}
+
+/// The beliefs of one node about its peers.
 #[derive(Clone, Debug)]
 pub struct Liveness {
-    /// Peer -> when it was marked dead.
-    dead: BTreeMap<NodeId, Duration>,
-    /// How long a mark is kept without news.
+    /// Only peers that are not simply alive.
+    beliefs: BTreeMap<NodeId, Belief>,
+    /// Consecutive misses that make a peer dead (at least 1).
+    misses_to_dead: u32,
+    /// How long a dead or departed verdict is kept without news.
     memory: Duration,
 }
 
 impl Liveness {
-    pub fn new(memory: Duration) -> Liveness {
+    pub fn new(misses_to_dead: u32, memory: Duration) -> Liveness {
         Liveness {
-            dead: BTreeMap::new(),
+            beliefs: BTreeMap::new(),
+            misses_to_dead: misses_to_dead.max(1),
             memory,
         }
     }
 
-    /// True if `id` was marked dead and not heard from since.
+    /// True if `id` is dead or departed and was not heard from since: keep it
+    /// off the lists other nodes send.
     pub fn is_dead(&self, id: NodeId) -> bool {
-        self.dead.contains_key(&id)
+        matches!(
+            self.beliefs.get(&id),
+            Some(Belief::Dead { .. } | Belief::Departed { .. })
+        )
+    }
+
+    /// True if `id` missed a request lately and is being probed.
+    pub fn is_suspect(&self, id: NodeId) -> bool {
+        matches!(self.beliefs.get(&id), Some(Belief::Suspect { .. }))
     }
 
     /// `id` spoke to this node directly: whatever we thought, it lives.
-    pub fn heard_from(&mut self, id: NodeId) {
-        self.dead.remove(&id);
+    /// True if that revoked a verdict of dead.
+    pub fn heard_from(&mut self, id: NodeId) -> bool {
+        if self.beliefs.is_empty() {
+            return false; // The common case.
+        }
+        matches!(self.beliefs.remove(&id), Some(Belief::Dead { .. }))
     }
 
-    /// `id` missed a ring probe, or said it is leaving.
-    pub fn mark_dead(&mut self, now: Duration, id: NodeId) {
-        self.dead.insert(id, now);
+    /// A request to `id` timed out or failed; `by_probe` if it was a probe.
+    pub fn missed(&mut self, now: Duration, id: NodeId, by_probe: bool) -> Verdict {
+        let misses = match self.beliefs.get(&id) {
+            Some(Belief::Dead { .. } | Belief::Departed { .. }) => return Verdict::AlreadyGone,
+            // Overlaps the probe under way: not independent evidence.
+            Some(Belief::Suspect { probing: true, .. }) if !by_probe => {
+                return Verdict::Suspect { probe: false };
+            }
+            Some(Belief::Suspect { misses, .. }) => misses + 1,
+            None => 1,
+        };
+        if misses >= self.misses_to_dead {
+            self.beliefs.insert(id, Belief::Dead { since: now });
+            return Verdict::Dead;
+        }
+        self.beliefs.insert(
+            id,
+            Belief::Suspect {
+                misses,
+                probing: true,
+            },
+        );
+        Verdict::Suspect { probe: true }
     }
 
-    /// Forgets marks older than the memory.
+    /// `id` said it leaves the ring, or answered that it cannot serve it.
+    pub fn departed(&mut self, now: Duration, id: NodeId) {
+        self.beliefs.insert(id, Belief::Departed { since: now });
+    }
+
+    /// Forgets verdicts older than the memory. Suspicions stay until their
+    /// probe decides them.
     pub fn forget_old(&mut self, now: Duration) {
+        if self.beliefs.is_empty() {
+            return;
+        }
         let memory = self.memory;
-        self.dead
-            .retain(|_, since| now.saturating_sub(*since) < memory);
+        self.beliefs.retain(|_, belief| match belief {
+            Belief::Suspect { .. } => true,
+            Belief::Dead { since } | Belief::Departed { since } => {
+                now.saturating_sub(*since) < memory
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::Id;
+
+    fn id(n: u64) -> NodeId {
+        NodeId(Id::from_high_u64(n))
+    }
+
+    fn at(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn one_miss_makes_a_peer_suspect_and_asks_for_a_probe() {
+        let mut liveness = Liveness::new(3, at(30_000));
+        assert_eq!(
+            liveness.missed(at(0), id(1), false),
+            Verdict::Suspect { probe: true }
+        );
+        assert!(liveness.is_suspect(id(1)));
+        assert!(!liveness.is_dead(id(1)));
+    }
+
+    #[test]
+    fn misses_that_overlap_the_probe_are_not_counted() {
+        let mut liveness = Liveness::new(3, at(30_000));
+        liveness.missed(at(0), id(1), false);
+        for _ in 0..10 {
+            assert_eq!(
+                liveness.missed(at(1), id(1), false),
+                Verdict::Suspect { probe: false }
+            );
+        }
+        assert!(!liveness.is_dead(id(1)));
+    }
+
+    #[test]
+    fn consecutive_probe_misses_make_a_peer_dead() {
+        let mut liveness = Liveness::new(3, at(30_000));
+        liveness.missed(at(0), id(1), false);
+        assert_eq!(
+            liveness.missed(at(300), id(1), true),
+            Verdict::Suspect { probe: true }
+        );
+        assert_eq!(liveness.missed(at(600), id(1), true), Verdict::Dead);
+        assert!(liveness.is_dead(id(1)));
+        assert_eq!(liveness.missed(at(900), id(1), false), Verdict::AlreadyGone);
+    }
+
+    #[test]
+    fn an_answer_clears_a_suspicion_and_restarts_the_count() {
+        let mut liveness = Liveness::new(3, at(30_000));
+        liveness.missed(at(0), id(1), false);
+        liveness.missed(at(300), id(1), true);
+        assert!(!liveness.heard_from(id(1)), "it was only suspect");
+        assert!(!liveness.is_suspect(id(1)));
+        liveness.missed(at(600), id(1), false);
+        assert_eq!(
+            liveness.missed(at(900), id(1), true),
+            Verdict::Suspect { probe: true },
+            "the count started again"
+        );
+    }
+
+    #[test]
+    fn a_live_answer_revokes_a_dead_verdict_at_once() {
+        let mut liveness = Liveness::new(1, at(30_000));
+        assert_eq!(liveness.missed(at(0), id(1), false), Verdict::Dead);
+        assert!(liveness.heard_from(id(1)));
+        assert!(!liveness.is_dead(id(1)));
+    }
+
+    #[test]
+    fn verdicts_are_forgotten_after_the_memory_but_suspicions_wait_for_their_probe() {
+        let mut liveness = Liveness::new(2, at(1000));
+        liveness.departed(at(0), id(1));
+        liveness.missed(at(0), id(2), false);
+        liveness.forget_old(at(1000));
+        assert!(!liveness.is_dead(id(1)));
+        assert!(liveness.is_suspect(id(2)));
     }
 }

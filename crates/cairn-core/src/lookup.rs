@@ -4,14 +4,20 @@
 //! first, and asks one at a time. An answer is either "the successor is X"
 //! (done) or "ask one of these, closer" (only candidates strictly closer to the
 //! target than the one who answered are taken, so every hop makes progress).
-//! A candidate that times out is skipped for the next best one. The lookup
-//! counts hops (answers received) and fails at its deadline or when no
-//! candidate is left.
+//! A candidate that times out is asked once more at once (a lost datagram or
+//! a busy moment must not send the lookup the long way round), then skipped
+//! for the next best one; another node naming it later may bring it back, up
+//! to [`MAX_ATTEMPTS`] requests in all. A peer that answered is never asked
+//! again. The lookup counts hops (answers received) and fails at its
+//! deadline or when no candidate is left.
 
 use crate::id::{Id, NodeId};
 use crate::interval::between_open;
 use crate::wire::Peer;
 use std::time::Duration;
+
+/// How many requests one lookup sends to one peer at most (before a pause).
+pub const MAX_ATTEMPTS: u8 = 3;
 
 /// What the lookup wants next.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,8 +57,10 @@ pub struct Lookup {
     deadline: Duration,
     /// Not yet asked, closest to the target first.
     candidates: Vec<Peer>,
-    /// Asked already (answered or failed): never asked twice.
-    asked: Vec<NodeId>,
+    /// Answered already: never asked again.
+    answered: Vec<NodeId>,
+    /// Peers whose requests failed, with how many times.
+    failures: Vec<(NodeId, u8)>,
     in_flight: Option<Peer>,
     /// Never asked (the asking node itself).
     excluded: Vec<NodeId>,
@@ -71,7 +79,8 @@ impl Lookup {
             started: now,
             deadline: now + deadline,
             candidates: Vec::new(),
-            asked: Vec::new(),
+            answered: Vec::new(),
+            failures: Vec::new(),
             in_flight: None,
             excluded: Vec::new(),
             paused_until: None,
@@ -94,7 +103,6 @@ impl Lookup {
     /// incarnation of it, and asking itself over the network cannot help).
     pub fn excluding(mut self, id: NodeId) -> Lookup {
         self.candidates.retain(|p| p.id != id);
-        self.asked.push(id);
         self.excluded.push(id);
         self
     }
@@ -103,7 +111,8 @@ impl Lookup {
     /// excluded ones to be asked again (the ring may have repaired itself by then).
     pub fn pause_until(&mut self, until: Duration) {
         self.paused_until = Some(until);
-        self.asked.clone_from(&self.excluded);
+        self.answered.clear();
+        self.failures.clear();
     }
 
     /// When the lookup next needs attention: its deadline, or the end of a pause.
@@ -140,8 +149,11 @@ impl Lookup {
 
     fn add_candidates(&mut self, peers: impl IntoIterator<Item = Peer>) {
         for peer in peers {
-            let known =
-                self.candidates.iter().any(|p| p.id == peer.id) || self.asked.contains(&peer.id);
+            let known = self.candidates.iter().any(|p| p.id == peer.id)
+                || self.in_flight.is_some_and(|p| p.id == peer.id)
+                || self.answered.contains(&peer.id)
+                || self.excluded.contains(&peer.id)
+                || self.failures_of(peer.id) >= MAX_ATTEMPTS;
             if !known {
                 self.candidates.push(peer);
             }
@@ -151,10 +163,18 @@ impl Lookup {
             .sort_by_cached_key(|p| p.id.id().distance_to(target));
     }
 
+    fn failures_of(&self, peer: NodeId) -> u8 {
+        self.failures
+            .iter()
+            .find(|(id, _)| *id == peer)
+            .map_or(0, |(_, n)| *n)
+    }
+
     /// `from` answered: the successor of the target is `owner`.
     pub fn on_found(&mut self, from: NodeId, owner: Owner) {
         if self.in_flight.is_some_and(|p| p.id == from) {
             self.in_flight = None;
+            self.answered.push(from);
             self.hops += 1;
             self.result.get_or_insert(Ok(owner));
         }
@@ -166,6 +186,7 @@ impl Lookup {
             return;
         }
         self.in_flight = None;
+        self.answered.push(from);
         self.hops += 1;
         let target = self.target;
         let progress: Vec<Peer> = closer
@@ -179,11 +200,27 @@ impl Lookup {
         self.add_candidates(progress);
     }
 
-    /// The request to `peer` failed or timed out.
+    /// The request to `peer` failed or timed out: it is asked once more at
+    /// once (first, if it is still the best candidate); after that only if
+    /// another node names it again.
     pub fn on_failure(&mut self, peer: NodeId) {
-        if self.in_flight.is_some_and(|p| p.id == peer) {
-            self.in_flight = None;
-            self.failed += 1;
+        let Some(failed) = self.in_flight.filter(|p| p.id == peer) else {
+            return;
+        };
+        self.in_flight = None;
+        self.failed += 1;
+        let failures = match self.failures.iter_mut().find(|(id, _)| *id == peer) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.failures.push((peer, 1));
+                1
+            }
+        };
+        if failures == 1 {
+            self.add_candidates([failed]);
         }
     }
 
@@ -227,7 +264,6 @@ impl Lookup {
             return LookupStep::Done(Err(error));
         }
         let next = self.candidates.remove(0);
-        self.asked.push(next.id);
         self.in_flight = Some(next);
         LookupStep::Ask(next)
     }
@@ -278,10 +314,16 @@ mod tests {
     }
 
     #[test]
-    fn a_timeout_falls_back_to_the_next_candidate() {
+    fn a_timeout_is_retried_once_then_falls_back_to_the_next_candidate() {
         let target = Id::from_high_u64(100);
         let mut lookup = Lookup::new(target, vec![peer(10), peer(50)], at(0), at(5000));
         assert_eq!(lookup.next(at(0)), LookupStep::Ask(peer(50)));
+        lookup.on_failure(peer(50).id);
+        assert_eq!(
+            lookup.next(at(30)),
+            LookupStep::Ask(peer(50)),
+            "one miss may be a lost datagram"
+        );
         lookup.on_failure(peer(50).id);
         assert_eq!(lookup.next(at(60)), LookupStep::Ask(peer(10)));
         lookup.on_found(peer(10).id, owner(110));
@@ -304,9 +346,11 @@ mod tests {
         let mut lookup = Lookup::new(target, vec![peer(50)], at(0), at(5000));
         assert_eq!(lookup.next(at(0)), LookupStep::Ask(peer(50)));
         lookup.on_failure(peer(50).id);
+        assert_eq!(lookup.next(at(1)), LookupStep::Ask(peer(50)));
+        lookup.on_failure(peer(50).id);
         assert_eq!(
-            lookup.next(at(1)),
-            LookupStep::Done(Err(LookupError::NoCandidates { failed: 1 }))
+            lookup.next(at(2)),
+            LookupStep::Done(Err(LookupError::NoCandidates { failed: 2 }))
         );
     }
 
@@ -339,6 +383,8 @@ mod tests {
         lookup.on_closer(peer(50).id, vec![peer(60)]);
         assert_eq!(lookup.next(at(1)), LookupStep::Ask(peer(60)));
         lookup.on_failure(peer(60).id);
+        assert_eq!(lookup.next(at(1)), LookupStep::Ask(peer(60)));
+        lookup.on_failure(peer(60).id);
         lookup.pause_until(at(500));
         assert_eq!(lookup.next(at(2)), LookupStep::Wait);
         assert_eq!(lookup.wake_at(), at(500));
@@ -352,12 +398,34 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_is_never_asked_twice() {
+    fn a_peer_that_answered_is_never_asked_again() {
         let target = Id::from_high_u64(100);
         let mut lookup = Lookup::new(target, vec![peer(50)], at(0), at(5000));
         assert_eq!(lookup.next(at(0)), LookupStep::Ask(peer(50)));
-        lookup.on_failure(peer(50).id);
+        lookup.on_closer(peer(50).id, vec![peer(60)]);
         lookup.reseed(vec![peer(50), peer(20)]);
-        assert_eq!(lookup.next(at(1)), LookupStep::Ask(peer(20)));
+        assert_eq!(lookup.next(at(1)), LookupStep::Ask(peer(60)));
+    }
+
+    #[test]
+    fn a_peer_that_failed_twice_comes_back_only_when_named_again_up_to_the_limit() {
+        let target = Id::from_high_u64(100);
+        let mut lookup = Lookup::new(target, vec![peer(50), peer(20)], at(0), at(5000));
+        assert_eq!(lookup.next(at(0)), LookupStep::Ask(peer(50)));
+        lookup.on_failure(peer(50).id);
+        assert_eq!(lookup.next(at(1)), LookupStep::Ask(peer(50)));
+        lookup.on_failure(peer(50).id);
+        assert_eq!(lookup.next(at(2)), LookupStep::Ask(peer(20)));
+        // 20 names 50 again (the only node that can answer for the target).
+        lookup.on_closer(peer(20).id, vec![peer(50)]);
+        assert_eq!(lookup.next(at(3)), LookupStep::Ask(peer(50)));
+        lookup.on_failure(peer(50).id);
+        assert_eq!(u32::from(MAX_ATTEMPTS), 3);
+        lookup.reseed(vec![peer(50)]);
+        assert_eq!(
+            lookup.next(at(4)),
+            LookupStep::Done(Err(LookupError::NoCandidates { failed: 3 })),
+            "three requests to one peer are the limit"
+        );
     }
 }

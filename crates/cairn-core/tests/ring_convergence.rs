@@ -66,7 +66,7 @@ impl Net {
         let me = peer(n);
         let mut node = RingNode::new(me, self.config.clone(), n, self.now);
         if let Some(via) = via {
-            node.join(self.now, peer(via));
+            node.join(self.now, &[peer(via)]);
         }
         self.nodes.insert(me.id, node);
         self.drain(me.id);
@@ -90,29 +90,6 @@ impl Net {
         }
         self.events
             .retain(|(_, e)| !matches!(e, RingEvent::JoinFailed { .. }));
-    }
-
-    /// A node that lost every peer it knew joins again through a live member,
-    /// as `cairn node` does through its `--join` addresses.
-    fn rejoin_isolated(&mut self) {
-        let isolated: Vec<NodeId> = self
-            .events
-            .iter()
-            .filter(|(_, e)| matches!(e, RingEvent::Isolated { .. }))
-            .map(|(id, _)| *id)
-            .collect();
-        self.events
-            .retain(|(_, e)| !matches!(e, RingEvent::Isolated { .. }));
-        for id in isolated {
-            let now = self.now;
-            let Some(via) = self.nodes.values().map(|n| n.me()).find(|p| p.id != id) else {
-                continue;
-            };
-            if let Some(node) = self.nodes.get_mut(&id) {
-                node.join(now, via);
-            }
-            self.drain(id);
-        }
     }
 
     fn leave(&mut self, n: u64) {
@@ -215,9 +192,8 @@ impl Net {
     fn converge(&mut self, limit: Duration) -> Duration {
         let start = self.now;
         loop {
-            // A node whose join (or rejoin) failed exits, as `cairn node` does.
+            // A node whose join failed exits, as `cairn node` does.
             self.retire_failed_joins();
-            self.rejoin_isolated();
             if self.check().is_ok() {
                 return self.now - start;
             }
@@ -560,7 +536,7 @@ fn leaving_while_joining_sends_no_further_join_requests() {
     let mut net = ring_of(3);
     let now = net.now;
     let mut node = RingNode::new(peer(50), RingConfig::default(), 50, now);
-    node.join(now, peer(0));
+    node.join(now, &[peer(0)]);
     while node.poll_action().is_some() {}
     node.leave(now);
     let mut actions = Vec::new();

@@ -51,8 +51,6 @@ struct Shared {
     phase: watch::Sender<PhaseView>,
     /// Set when the node should stop (leave request, signal).
     stop: watch::Sender<bool>,
-    /// Woken when the core lost every neighbour and could not rejoin by itself.
-    isolated: Notify,
 }
 
 /// The coarse phase, as observed from outside.
@@ -131,7 +129,6 @@ impl Node {
             lookups: Mutex::new(HashMap::new()),
             phase,
             stop,
-            isolated: Notify::new(),
         });
         let transport = Transport::bind(transport_config, &key, shared.clone())?;
         let me = Peer {
@@ -141,6 +138,7 @@ impl Node {
         let http = config.http.map(|addr| addr.to_string());
         let mut ring_config = config.ring.clone();
         ring_config.http = http.clone();
+        ring_config.join_timeout = config.join_timeout;
         let seed = me.id.id().high_u64() ^ u64::from(origin.elapsed().subsec_nanos());
         *shared.core() = RingNode::new(me, ring_config, seed, shared.now());
         info!(id = %me.id, addr = %me.addr, "node started");
@@ -156,86 +154,107 @@ impl Node {
                 node.leave().await;
                 return Err(error);
             }
-            tokio::spawn(rejoin_when_isolated(
-                node.clone(),
-                config.join,
-                config.join_timeout,
-            ));
         }
         Ok(node)
     }
 
-    /// Joins through the first of `addrs` that answers and lets this node in,
-    /// retrying for up to `timeout`.
+    /// Joins the ring through `addrs`: learns which nodes answer there (the
+    /// transport authenticates their ids), then hands them all to the core,
+    /// which tries them in turn and retries as it sees fit until its
+    /// deadline. Everything, the first pings included, ends by `timeout`.
     async fn join(&self, addrs: &[String], timeout: Duration) -> Result<(), NodeError> {
         let deadline = Instant::now() + timeout;
-        let mut last_error = String::from("no address to join through");
-        while Instant::now() < deadline {
-            for addr in addrs {
-                match self.join_through(addr, deadline).await {
-                    Ok(()) => return Ok(()),
-                    Err(JoinAttempt::Fatal(reason)) => return Err(NodeError::Join(reason)),
-                    Err(JoinAttempt::Retry(reason)) => {
-                        warn!(via = %addr, "join attempt failed: {reason}");
-                        last_error = reason;
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        Err(NodeError::Join(format!(
-            "gave up after {timeout:?}: {last_error}"
-        )))
-    }
-
-    async fn join_through(&self, addr: &str, deadline: Instant) -> Result<(), JoinAttempt> {
-        let resolved: SocketAddr = tokio::net::lookup_host(addr)
-            .await
-            .map_err(|e| JoinAttempt::Fatal(format!("cannot resolve {addr}: {e}")))?
-            .next()
-            .ok_or_else(|| JoinAttempt::Fatal(format!("{addr} resolves to no address")))?;
-        let pinged = Instant::now();
-        let ping = self.transport.request(resolved, None, &Request::Ping);
-        let (id, _) = match tokio::time::timeout_at(deadline.into(), ping).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(error @ TransportError::Refused { .. })) => {
-                return Err(JoinAttempt::Fatal(error.to_string()));
-            }
-            Ok(Err(error)) => return Err(JoinAttempt::Retry(error.to_string())),
-            Err(_) => return Err(JoinAttempt::Retry(format!("no answer from {addr} in time"))),
-        };
-        if id == self.id() {
-            return Err(JoinAttempt::Fatal(format!(
-                "{addr} is this node itself; give the address of another member"
-            )));
-        }
+        let bootstraps = self.reach_bootstraps(addrs, deadline).await?;
         let mut phase = self.shared.phase.subscribe();
-        // The first ping includes the handshake: an upper bound of a round trip.
-        let rtt = pinged.elapsed();
         {
             let now = self.shared.now();
             let mut core = self.shared.core();
-            core.record_rtt(rtt);
-            core.join(now, Peer { id, addr: resolved });
+            core.join(now, &bootstraps);
             self.shared.phase.send_replace(PhaseView::Joining);
         }
         self.shared.wake.notify_one();
+        let through: Vec<String> = bootstraps.iter().map(|p| p.addr.to_string()).collect();
+        let through = through.join(", ");
         let wait = phase.wait_for(|p| !matches!(p, PhaseView::Joining));
         match tokio::time::timeout_at(deadline.into(), wait).await {
             Ok(Ok(view)) => match &*view {
                 PhaseView::Active => {
-                    info!(via = %addr, "joined the ring");
+                    info!(via = %through, "joined the ring");
                     Ok(())
                 }
-                PhaseView::JoinFailed(reason) => Err(JoinAttempt::Retry(reason.clone())),
-                other => Err(JoinAttempt::Fatal(format!(
+                PhaseView::JoinFailed(reason) => Err(NodeError::Join(reason.clone())),
+                other => Err(NodeError::Join(format!(
                     "stopped while joining ({other:?})"
                 ))),
             },
-            Ok(Err(_)) => Err(JoinAttempt::Fatal("the node stopped".into())),
-            Err(_) => Err(JoinAttempt::Retry(format!(
-                "no answer through {addr} in time"
+            Ok(Err(_)) => Err(NodeError::Join("the node stopped".into())),
+            Err(_) => Err(NodeError::Join(format!(
+                "gave up after {timeout:?}: no answer through {through} in time"
             ))),
+        }
+    }
+
+    /// The nodes that answer a ping at `addrs`, as peers with their ids;
+    /// asks again every half second until one answers or `deadline` passes.
+    async fn reach_bootstraps(
+        &self,
+        addrs: &[String],
+        deadline: Instant,
+    ) -> Result<Vec<Peer>, NodeError> {
+        let mut last_error = String::from("no address to join through");
+        loop {
+            let mut pings = tokio::task::JoinSet::new();
+            for addr in addrs {
+                let resolved: SocketAddr = tokio::net::lookup_host(addr.as_str())
+                    .await
+                    .map_err(|e| NodeError::Join(format!("cannot resolve {addr}: {e}")))?
+                    .next()
+                    .ok_or_else(|| NodeError::Join(format!("{addr} resolves to no address")))?;
+                let transport = self.transport.clone();
+                let addr = addr.clone();
+                pings.spawn(async move {
+                    let sent = Instant::now();
+                    let ping = transport.request(resolved, None, &Request::Ping);
+                    let answer = tokio::time::timeout_at(deadline.into(), ping).await;
+                    (addr, resolved, sent.elapsed(), answer)
+                });
+            }
+            let mut reached = Vec::new();
+            while let Some(done) = pings.join_next().await {
+                let Ok((addr, resolved, rtt, answer)) = done else {
+                    continue;
+                };
+                match answer {
+                    Ok(Ok((id, _))) if id == self.id() => {
+                        return Err(NodeError::Join(format!(
+                            "{addr} is this node itself; give the address of another member"
+                        )));
+                    }
+                    Ok(Ok((id, _))) => {
+                        // The first ping includes the handshake: an upper bound of a round trip.
+                        self.shared.core().record_rtt(rtt);
+                        reached.push(Peer { id, addr: resolved });
+                    }
+                    Ok(Err(error @ TransportError::Refused { .. })) => {
+                        return Err(NodeError::Join(error.to_string()));
+                    }
+                    Ok(Err(error)) => {
+                        warn!(via = %addr, "cannot reach the node to join through: {error}");
+                        last_error = error.to_string();
+                    }
+                    Err(_) => last_error = format!("no answer from {addr} in time"),
+                }
+            }
+            if !reached.is_empty() {
+                return Ok(reached);
+            }
+            if Instant::now() + Duration::from_millis(500) >= deadline {
+                return Err(NodeError::Join(format!(
+                    "gave up after {:?}: {last_error}",
+                    deadline.saturating_duration_since(Instant::now())
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 
@@ -394,30 +413,6 @@ impl Node {
     }
 }
 
-/// A node that lost every neighbour joins again through its `--join` addresses.
-async fn rejoin_when_isolated(node: Node, addrs: Vec<String>, timeout: Duration) {
-    loop {
-        tokio::select! {
-            _ = node.shared.isolated.notified() => {}
-            _ = node.stopped() => return,
-        }
-        if node.shared.core().routing().successor().is_some() {
-            continue; // A stale wake-up: the node found its way back already.
-        }
-        info!("rejoining through the --join addresses");
-        if let Err(error) = node.join(&addrs, timeout).await {
-            warn!("rejoin failed: {error}; staying a ring of one");
-        }
-    }
-}
-
-enum JoinAttempt {
-    /// Worth trying again (through this or another address).
-    Retry(String),
-    /// Trying again cannot help (refused, misconfigured).
-    Fatal(String),
-}
-
 fn dead_member(peer: Peer) -> Member {
     Member {
         id: peer.id,
@@ -503,12 +498,7 @@ fn report(shared: &Shared, event: RingEvent) {
             shared.phase.send_replace(PhaseView::JoinFailed(reason));
         }
         RingEvent::Isolated { reason } => {
-            warn!(
-                "lost every neighbour and could not rejoin ({reason}): going on as a ring of one"
-            );
-            // A join under way (through --join) failed too; then try again from the top.
-            shared.phase.send_replace(PhaseView::JoinFailed(reason));
-            shared.isolated.notify_one();
+            warn!("alone on the ring: {reason}; serving as a ring of one meanwhile");
         }
         RingEvent::SuccessorChanged { successor } => match successor {
             Some(peer) => {
@@ -523,7 +513,7 @@ fn report(shared: &Shared, event: RingEvent) {
             None => info!("predecessor cleared"),
         },
         RingEvent::PeerFailed { peer } => {
-            warn!(peer = %peer.id.short(), addr = %peer.addr, "peer did not answer: dropped from the routing table")
+            warn!(peer = %peer.id.short(), addr = %peer.addr, "peer missed its probes: judged dead, dropped from the routing table")
         }
         RingEvent::Left => {
             shared.phase.send_replace(PhaseView::Left);

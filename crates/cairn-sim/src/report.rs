@@ -11,6 +11,8 @@ pub struct LookupStats {
     pub failed: usize,
     /// Answered with a node that is not the true successor.
     pub wrong: usize,
+    /// Of the wrong ones, answered with a node that had crashed or left.
+    pub wrong_gone: usize,
     /// (failed + wrong) / count.
     pub failure_rate: f64,
     pub hops_mean: f64,
@@ -25,6 +27,10 @@ impl LookupStats {
         let count = outcomes.len();
         let failed = outcomes.iter().filter(|o| o.failed).count();
         let wrong = outcomes.iter().filter(|o| !o.failed && !o.correct).count();
+        let wrong_gone = outcomes
+            .iter()
+            .filter(|o| !o.failed && !o.correct && o.gone_owner)
+            .count();
         let mut hops: Vec<u32> = outcomes
             .iter()
             .filter(|o| !o.failed)
@@ -41,6 +47,7 @@ impl LookupStats {
             count,
             failed,
             wrong,
+            wrong_gone,
             failure_rate: if count == 0 {
                 0.0
             } else {
@@ -90,8 +97,16 @@ pub struct Report {
     pub churn_crashes: u64,
     pub churn_leaves: u64,
     pub churn_join_failures: u64,
-    /// Peers dropped after a missed request, over the whole run.
+    /// Peers judged dead (after `misses_to_dead` misses in a row), over the whole run.
     pub peer_failures: u64,
+    /// Of those, peers that were alive: false death declarations.
+    pub false_deaths: u64,
+    /// False death declarations per node-hour lived.
+    pub false_deaths_per_node_hour: f64,
+    /// From a crash to its predecessor's judgement of it (the node whose first
+    /// successor it was), seconds.
+    pub crash_detection_p50_s: f64,
+    pub crash_detection_p99_s: f64,
     /// Lookups started during churn (finished then or while settling).
     pub churn_lookups: LookupStats,
     /// All traffic during churn (maintenance, joins and client lookups).
@@ -158,8 +173,13 @@ impl Report {
         write_lookups(&mut out, "lookups on the settled ring", &self.final_lookups);
         let _ = writeln!(
             out,
-            "peers dropped after a missed request: {}",
-            self.peer_failures
+            "peers judged dead: {}, of them alive (false deaths): {} = {:.4} per node-hour",
+            self.peer_failures, self.false_deaths, self.false_deaths_per_node_hour
+        );
+        let _ = writeln!(
+            out,
+            "crash to its predecessor's judgement: p50 {:.2} s, p99 {:.2} s",
+            self.crash_detection_p50_s, self.crash_detection_p99_s
         );
         let _ = writeln!(
             out,
@@ -186,10 +206,11 @@ impl Report {
 fn write_lookups(out: &mut String, what: &str, stats: &LookupStats) {
     let _ = writeln!(
         out,
-        "{what}: {} ({} failed, {} wrong: {:.4}%), hops mean {:.2} p50 {} p99 {}, latency p50 {:.0} ms p99 {:.0} ms",
+        "{what}: {} ({} failed, {} wrong of which {} gone: {:.4}%), hops mean {:.2} p50 {} p99 {}, latency p50 {:.0} ms p99 {:.0} ms",
         stats.count,
         stats.failed,
         stats.wrong,
+        stats.wrong_gone,
         stats.failure_rate * 100.0,
         stats.hops_mean,
         stats.hops_p50,

@@ -5,7 +5,7 @@
 
 use crate::check::check_ring;
 use crate::network::{NetworkModel, Partition};
-use crate::report::{LookupStats, Report, Traffic};
+use crate::report::{LookupStats, Report, Traffic, percentile};
 use crate::sim::{Event, Sim, Workload};
 use cairn_core::{Id, NodeId, RingConfig};
 use std::time::{Duration, Instant};
@@ -346,6 +346,17 @@ pub fn run(scenario: &Scenario) -> Report {
     });
     report.events = sim.counters.events;
     report.peer_failures = sim.counters.peer_failures;
+    report.false_deaths = sim.counters.false_deaths;
+    report.false_deaths_per_node_hour =
+        sim.counters.false_deaths as f64 * 3600.0 / sim.counters.node_seconds.max(1e-9);
+    let mut delays: Vec<f64> = sim
+        .detection_delays
+        .iter()
+        .map(Duration::as_secs_f64)
+        .collect();
+    delays.sort_by(f64::total_cmp);
+    report.crash_detection_p50_s = percentile(&delays, 0.50).unwrap_or(0.0);
+    report.crash_detection_p99_s = percentile(&delays, 0.99).unwrap_or(0.0);
     report.simulated_seconds = sim.now.as_secs_f64();
     report.wall_seconds = started.elapsed().as_secs_f64();
     report

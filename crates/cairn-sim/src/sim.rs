@@ -125,6 +125,8 @@ pub struct SimNode {
 #[derive(Clone, Debug, PartialEq)]
 pub struct LookupOutcome {
     pub correct: bool,
+    /// Answered with a node that is not running any more (crashed or left).
+    pub gone_owner: bool,
     pub failed: bool,
     pub hops: u32,
     pub latency: Duration,
@@ -141,8 +143,14 @@ pub struct Counters {
     pub crashes: u64,
     pub leaves: u64,
     pub join_failures: u64,
-    /// Peers dropped by a node after a missed request (false ones on a static ring).
+    /// Peers judged dead by a node (after `misses_to_dead` misses in a row).
     pub peer_failures: u64,
+    /// Members that lost every neighbour at once.
+    pub isolations: u64,
+    /// Of the peers judged dead, those that were alive (running, not leaving): false deaths.
+    pub false_deaths: u64,
+    /// Node-seconds lived by running nodes: the denominator of per-node-hour rates.
+    pub node_seconds: f64,
 }
 
 /// The whole simulated world.
@@ -163,6 +171,12 @@ pub struct Sim {
     member_list: Vec<NodeId>,
     member_index: IdMap<usize>,
     lookups: HashSet<(NodeId, LookupId)>,
+    /// Crashed node -> (its true predecessor when it crashed, when), until
+    /// that predecessor judges it dead.
+    crashed_watch: IdMap<(NodeId, Duration)>,
+    /// From a crash to the judgement of the crashed node's predecessor (the
+    /// node whose first successor it was).
+    pub detection_delays: Vec<Duration>,
     /// Finished lookups not yet collected by the scenario.
     pub outcomes: Vec<LookupOutcome>,
     pub counters: Counters,
@@ -188,6 +202,8 @@ impl Sim {
             member_list: Vec::new(),
             member_index: IdMap::default(),
             lookups: HashSet::new(),
+            crashed_watch: IdMap::default(),
+            detection_delays: Vec::new(),
             outcomes: Vec::new(),
             counters: Counters::default(),
             next_address: 1,
@@ -313,7 +329,7 @@ impl Sim {
         let seed = self.rng.next_u64();
         let mut core = RingNode::new(me, self.config.clone(), seed, self.now);
         match via {
-            Some(bootstrap) => core.join(self.now, bootstrap),
+            Some(bootstrap) => core.join(self.now, &[bootstrap]),
             None => self.add_member(me),
         }
         self.nodes.insert(me.id, SimNode { core, wake: None });
@@ -332,6 +348,16 @@ impl Sim {
     pub fn crash(&mut self, id: NodeId) {
         if self.nodes.remove(&id).is_some() {
             self.counters.crashes += 1;
+            let predecessor = self
+                .members
+                .range(..id.id())
+                .next_back()
+                .or_else(|| self.members.iter().next_back())
+                .map(|(_, p)| p.id)
+                .filter(|p| *p != id);
+            if let Some(predecessor) = predecessor {
+                self.crashed_watch.insert(id, (predecessor, self.now));
+            }
             self.remove_member(id);
             self.note(|| format!("{} crashes", id.short()));
         }
@@ -374,7 +400,7 @@ impl Sim {
                 continue;
             };
             self.free_slots.push(entry.slot);
-            self.now = entry.at;
+            self.advance(entry.at);
             self.counters.events += 1;
             match event {
                 Event::Deliver { to, from, message } => self.deliver(to, from, message),
@@ -382,7 +408,15 @@ impl Sim {
                 Event::Workload(event) => workload(self, event),
             }
         }
-        self.now = self.now.max(until);
+        self.advance(until);
+    }
+
+    /// Moves the clock forward, counting the node-seconds lived meanwhile.
+    fn advance(&mut self, to: Duration) {
+        if to > self.now {
+            self.counters.node_seconds += (to - self.now).as_secs_f64() * self.nodes.len() as f64;
+            self.now = to;
+        }
     }
 
     fn deliver(&mut self, to: NodeId, from: Peer, message: Message) {
@@ -493,22 +527,34 @@ impl Sim {
                 self.counters.join_failures += 1;
                 self.nodes.remove(&id);
             }
-            RingEvent::Isolated { .. } => {
-                // As `cairn node` does through its --join addresses.
-                self.remove_member(id);
-                if let Some(via) = self.random_member().filter(|v| *v != id)
-                    && let Some(via) = self.nodes.get(&via).map(|n| n.core.me())
-                {
-                    let now = self.now;
-                    if let Some(node) = self.nodes.get_mut(&id) {
-                        node.core.join(now, via);
-                    }
-                }
-            }
+            // The core looks for the ring by itself; until it finds it, the
+            // checks see the split.
+            RingEvent::Isolated { .. } => self.counters.isolations += 1,
             RingEvent::Left => {
                 self.nodes.remove(&id);
             }
-            RingEvent::PeerFailed { .. } => self.counters.peer_failures += 1,
+            RingEvent::PeerFailed { peer } => {
+                self.counters.peer_failures += 1;
+                let alive = self.nodes.get(&peer.id).is_some_and(|n| {
+                    matches!(n.core.phase(), Phase::Active | Phase::Joining { .. })
+                });
+                if alive {
+                    self.counters.false_deaths += 1;
+                    self.note(|| {
+                        format!(
+                            "{} judged {} dead, but it lives",
+                            me.id.short(),
+                            peer.id.short()
+                        )
+                    });
+                }
+                if let Some(&(predecessor, crashed)) = self.crashed_watch.get(&peer.id)
+                    && predecessor == id
+                {
+                    self.crashed_watch.remove(&peer.id);
+                    self.detection_delays.push(self.now.saturating_sub(crashed));
+                }
+            }
             RingEvent::SuccessorChanged { .. } | RingEvent::PredecessorChanged { .. } => {}
         }
     }
@@ -519,13 +565,16 @@ impl Sim {
                 correct: self
                     .true_successor(answer.target)
                     .is_some_and(|truth| truth.id == answer.node.id),
+                gone_owner: !self.nodes.contains_key(&answer.node.id),
                 failed: false,
                 hops: answer.hops,
                 latency: answer.elapsed,
             },
             Err(_) => LookupOutcome {
-                correct: false,
                 failed: true,
+                correct: false,
+                gone_owner: false,
+
                 hops: 0,
                 latency: Duration::ZERO,
             },

@@ -1,35 +1,65 @@
 //! Joining: look up successor(me) through a bootstrap peer, take the owner
 //! (and the nodes after it) as a tentative successor list, and let
-//! stabilization confirm it. A failed attempt is retried up to
-//! `join_attempts` times; a member that lost every neighbour joins again
-//! through a peer it heard from lately.
+//! stabilization confirm it. A failed attempt is retried through the next
+//! bootstrap after a pause that doubles (a bootstrap that is itself still
+//! joining, or a ring repairing a crash, needs a moment), until the join's
+//! deadline; then the join fails for good and the node serves nobody.
 //!
-//! Invariant: the node is `Joining` exactly while a join lookup or the first
-//! stabilization after it is under way, and it serves no ring requests
-//! meanwhile (it could otherwise start a second ring).
+//! The bootstraps are kept as the node's seeds: merge probes go through them
+//! now and then (see `merge`), which is also how a member that lost every
+//! neighbour finds its way back. Rejoining is decided here and in `merge`
+//! only; the caller never retries a join itself.
+//!
+//! Invariants: the node is `Joining` exactly while a join attempt, the pause
+//! before the next one, or the first stabilization after one is under way,
+//! and it serves no ring requests meanwhile (it could otherwise start a
+//! second ring); a node whose join failed never becomes a ring of its own.
 
 use super::lookups::LookupKind;
+use super::timers::Timer;
 use super::{Action, Phase, RingEvent, RingNode};
 use crate::lookup::{LookupError, Owner};
 use crate::wire::Peer;
 use std::time::Duration;
 
+/// The pause before a join retry grows to at most this many stabilization periods.
+const MAX_RETRY_PERIODS: u32 = 8;
+
 impl RingNode {
-    /// Joins the ring that `bootstrap` is a member of.
-    pub fn join(&mut self, now: Duration, bootstrap: Peer) {
-        if bootstrap.id == self.me().id {
+    /// Joins the ring that the `bootstraps` are members of, trying them in
+    /// turn until `join_timeout` has passed. The outcome comes as
+    /// [`RingEvent::Joined`] or [`RingEvent::JoinFailed`].
+    pub fn join(&mut self, now: Duration, bootstraps: &[Peer]) {
+        let me = self.me().id;
+        for bootstrap in bootstraps.iter().filter(|p| p.id != me) {
+            if !self.seeds.iter().any(|s| s.id == bootstrap.id) {
+                self.seeds.push(*bootstrap);
+            }
+        }
+        if self.seeds.is_empty() || self.phase != Phase::Active || self.was_member {
             return;
         }
         self.phase = Phase::Joining {
-            bootstrap,
-            attempts: 0,
+            attempt: 0,
+            until: now + self.config.join_timeout,
         };
-        self.seed.get_or_insert(bootstrap);
-        self.start_join_lookup(now, bootstrap);
+        self.start_join_attempt(now);
         self.report_changes();
     }
 
-    pub(super) fn start_join_lookup(&mut self, now: Duration, bootstrap: Peer) {
+    /// The bootstrap of the current attempt: the seeds in turn.
+    fn join_bootstrap(&self) -> Option<Peer> {
+        let Phase::Joining { attempt, .. } = self.phase else {
+            return None;
+        };
+        let count = self.seeds.len().max(1);
+        self.seeds.get(attempt as usize % count).copied()
+    }
+
+    fn start_join_attempt(&mut self, now: Duration) {
+        let Some(bootstrap) = self.join_bootstrap() else {
+            return;
+        };
         // successor(me): if an old incarnation of this node (same id, crashed and
         // restarted) is still listed, the answer is "me" followed by the nodes
         // after it, and the join takes the first of those (see on_join_found).
@@ -37,71 +67,67 @@ impl RingNode {
         self.launch_lookup_via(now, target, bootstrap, LookupKind::Join);
     }
 
-    pub(super) fn retry_join(&mut self, now: Duration, bootstrap: Peer, reason: &str) {
-        let attempts = match self.phase {
-            Phase::Joining { attempts, .. } => attempts + 1,
-            _ => return,
+    /// The join attempt failed: pause and try the next bootstrap, or give up
+    /// at the deadline.
+    pub(super) fn join_attempt_failed(&mut self, now: Duration, reason: &str) {
+        let Phase::Joining { attempt, until } = self.phase else {
+            return;
         };
-        if attempts >= self.config.join_attempts {
-            self.phase = Phase::Active;
-            let reason = format!("{reason} ({attempts} attempts through {})", bootstrap.addr);
-            let event = if self.was_member {
-                RingEvent::Isolated { reason }
-            } else {
-                RingEvent::JoinFailed { reason }
-            };
-            self.actions.push_back(Action::Event(event));
+        let periods = 1u32 << attempt.min(MAX_RETRY_PERIODS.ilog2());
+        let retry_at = now + self.config.stabilize_every * periods;
+        if retry_at >= until {
+            let through: Vec<String> = self.seeds.iter().map(|p| p.addr.to_string()).collect();
+            let reason = format!(
+                "{reason} ({} attempts through {} in {:?})",
+                attempt + 1,
+                through.join(", "),
+                self.config.join_timeout
+            );
+            self.phase = Phase::JoinFailed;
+            self.table =
+                crate::routing::RoutingTable::new(self.me(), self.config.successor_list_len);
+            self.actions
+                .push_back(Action::Event(RingEvent::JoinFailed { reason }));
             return;
         }
         self.phase = Phase::Joining {
-            bootstrap,
-            attempts,
+            attempt: attempt + 1,
+            until,
         };
-        self.start_join_lookup(now, bootstrap);
+        self.timers.set(Timer::JoinRetry, retry_at);
+    }
+
+    /// The pause after a failed attempt is over.
+    pub(super) fn retry_join(&mut self, now: Duration) {
+        self.timers.unset(Timer::JoinRetry);
+        self.start_join_attempt(now);
     }
 
     /// The join lookup ended.
     pub(super) fn on_join_found(&mut self, now: Duration, result: Result<Owner, LookupError>) {
-        let Phase::Joining { bootstrap, .. } = self.phase else {
+        if !matches!(self.phase, Phase::Joining { .. }) {
             return;
-        };
+        }
         match result {
             Ok(owner) => {
                 // Take the owner and the nodes after it as a tentative list:
                 // stabilize then tries them in order until one answers.
-                // Only an old incarnation of me can be "me": skip it.
+                // Only an old incarnation of me can be "me": skip it, and fall
+                // back on the bootstrap if nobody else was named.
                 let me = self.me().id;
-                let mut candidates =
-                    self.live_in_order(std::iter::once(&owner.node).chain(&owner.next), Some(me));
-                let first = candidates.next().unwrap_or(bootstrap);
-                let rest: Vec<Peer> = candidates.collect();
-                self.table.adopt_successors(first, &rest, |_| true);
+                let mut candidates: Vec<Peer> = self
+                    .live_in_order(std::iter::once(&owner.node).chain(&owner.next), Some(me))
+                    .collect();
+                if candidates.is_empty() {
+                    candidates.extend(self.join_bootstrap());
+                }
+                let Some((&first, rest)) = candidates.split_first() else {
+                    return;
+                };
+                self.table.adopt_successors(first, rest, |_| true);
                 self.stabilize(now);
             }
-            Err(error) => self.retry_join(now, bootstrap, &error.to_string()),
-        }
-    }
-
-    /// A member that lost every neighbour (all of them crashed at once) joins
-    /// again through a peer it heard from lately, rather than stay a ring of one.
-    pub(super) fn rejoin_if_isolated(&mut self, now: Duration) {
-        if !self.was_member || self.phase != Phase::Active {
-            return;
-        }
-        let via = self
-            .acquaintances
-            .iter()
-            .rev()
-            .find(|p| !self.liveness.is_dead(p.id))
-            .or(self.acquaintances.back())
-            .copied();
-        if let Some(bootstrap) = via {
-            self.acquaintances.retain(|p| p.id != bootstrap.id);
-            self.phase = Phase::Joining {
-                bootstrap,
-                attempts: 0,
-            };
-            self.start_join_lookup(now, bootstrap);
+            Err(error) => self.join_attempt_failed(now, &error.to_string()),
         }
     }
 }

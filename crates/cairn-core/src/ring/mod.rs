@@ -23,10 +23,11 @@
 //! The work is split by concept, one child module each:
 //! - [`rpc`]: the requests under way and the late answers worth measuring;
 //! - [`timers`]: the periodic work as an enum of timer kinds;
-//! - `join`: joining, retrying, and rejoining when every neighbour is lost;
+//! - `join`: joining, with paced retries through the seeds until a deadline;
 //! - `stabilize`: stabilize, notify, check predecessor;
 //! - `fingers`: checking and refreshing fingers;
-//! - `merge`: merge probes through peers given up for dead, and the seed;
+//! - `merge`: merge probes through peers given up for dead and the seeds,
+//!   also how a member that lost every neighbour finds its way back;
 //! - `leave`: the graceful leave, and a neighbour's leave notice;
 //! - `lookups`: the lookups this node drives, whatever they are for.
 //!
@@ -44,7 +45,7 @@ pub mod timers;
 
 use crate::config::RingConfig;
 use crate::id::{Id, NodeId};
-use crate::liveness::Liveness;
+use crate::liveness::{Liveness, Verdict};
 use crate::lookup::{LookupError, Owner};
 use crate::rng::Rng;
 use crate::routing::RoutingTable;
@@ -104,12 +105,13 @@ pub enum RingEvent {
     Joined {
         successor: Peer,
     },
-    /// Every join attempt failed; the node stays alone.
+    /// The join failed for good (every attempt until `join_timeout`): the
+    /// node serves nobody and should stop.
     JoinFailed {
         reason: String,
     },
-    /// A member lost every neighbour and could not rejoin through any peer it
-    /// knew: it goes on as a ring of one (it may be the last survivor).
+    /// A member lost every neighbour: it goes on as a ring of one (it may be
+    /// the last survivor) and probes everyone it knew for the ring.
     Isolated {
         reason: String,
     },
@@ -119,7 +121,8 @@ pub enum RingEvent {
     PredecessorChanged {
         predecessor: Option<Peer>,
     },
-    /// A peer did not answer in time and was dropped from the routing table.
+    /// A peer missed `misses_to_dead` requests in a row: judged dead and
+    /// dropped from the routing table.
     PeerFailed {
         peer: Peer,
     },
@@ -132,8 +135,12 @@ pub enum RingEvent {
 pub enum Phase {
     /// Alone, or a member of a ring.
     Active,
-    /// Looking for its place through `bootstrap`.
-    Joining { bootstrap: Peer, attempts: u32 },
+    /// Looking for its place: attempt `attempt` (from 0) through the seeds
+    /// in turn, giving up at `until`.
+    Joining { attempt: u32, until: Duration },
+    /// The join failed for good: it answers nothing but errors, schedules
+    /// nothing (the caller stops it).
+    JoinFailed,
     /// Telling its neighbours that it leaves; `awaiting` answers.
     Leaving { awaiting: usize },
     /// Gone: answers nothing but errors, schedules nothing.
@@ -158,10 +165,12 @@ pub struct RingNode {
     next_finger: u8,
     /// Peers given up for dead, probed now and then (see `merge`).
     graveyard: Graveyard,
-    /// The peer this node first joined through: probed now and then like the
-    /// graveyard, so that a ring split off without any dead peer to probe
-    /// still finds its way back.
-    seed: Option<Peer>,
+    /// The peers this node was told to join through: probed now and then
+    /// like the graveyard, so that a ring split off without any dead peer to
+    /// probe still finds its way back.
+    seeds: Vec<Peer>,
+    /// True while this member has no neighbour left (reported once).
+    isolated: bool,
     probes: u64,
     /// Peers heard from lately (answers and requests), most recent last, at most
     /// [`ACQUAINTANCES`]: the way back into the ring if every neighbour is lost.
@@ -185,12 +194,13 @@ impl RingNode {
             rpcs: Outstanding::new(config.rto.max),
             next_lookup: 1,
             lookups: BTreeMap::new(),
-            liveness: Liveness::new(config.dead_memory),
-            timers: Timers::new(now),
+            liveness: Liveness::new(config.misses_to_dead, config.dead_memory),
+            timers: Timers::default(),
             heard_from_predecessor: Duration::ZERO,
             next_finger: 255,
             graveyard: Graveyard::new(config.graveyard_memory),
-            seed: None,
+            seeds: Vec::new(),
+            isolated: false,
             probes: 0,
             acquaintances: VecDeque::new(),
             was_member: false,
@@ -206,8 +216,10 @@ impl RingNode {
             Timer::FixFinger,
             Timer::MergeProbe,
         ] {
-            let at = now + node.jittered(node.period(timer));
-            node.timers.set(timer, at);
+            if let Some(period) = node.period(timer) {
+                let at = now + node.jittered(period);
+                node.timers.set(timer, at);
+            }
         }
         node
     }
@@ -227,14 +239,14 @@ impl RingNode {
     /// How long the core now waits for an answer before calling a peer
     /// unresponsive (adaptive; the caller may use it for its own requests).
     pub fn request_timeout(&self) -> Duration {
-        self.rtt.timeout()
+        self.rtt.estimate()
     }
 
     /// Feeds a round trip measured outside the core (e.g. the caller's ping of
     /// a bootstrap address), so that a new node's first timeouts already fit
     /// the network instead of the initial guess.
     pub fn record_rtt(&mut self, rtt: Duration) {
-        self.rtt.sample(rtt);
+        self.rtt.sample_network(rtt);
     }
 
     /// True if `id` missed a request recently and was not heard from since.
@@ -259,10 +271,18 @@ impl RingNode {
         if self.table.predecessor().is_some_and(|p| p.id == from.id) {
             self.heard_from_predecessor = now;
         }
-        if matches!(self.phase, Phase::Left) {
-            return Response::Error {
-                reason: "this node has left the ring".into(),
-            };
+        match self.phase {
+            Phase::Left => {
+                return Response::Error {
+                    reason: "this node has left the ring".into(),
+                };
+            }
+            Phase::JoinFailed => {
+                return Response::Error {
+                    reason: "this node could not join the ring".into(),
+                };
+            }
+            _ => {}
         }
         if matches!(self.phase, Phase::Joining { .. })
             && matches!(
@@ -316,13 +336,15 @@ impl RingNode {
             if let Some(late) = self.rpcs.take_late(rpc) {
                 // Too late to use, but the peer is alive and the network slower
                 // than the timeout assumed.
-                self.rtt.sample(now.saturating_sub(late.sent_at));
+                self.rtt
+                    .sample(late.to.id, now.saturating_sub(late.sent_at));
                 self.liveness.heard_from(late.to.id);
                 self.remember(late.to);
             }
             return;
         };
-        self.rtt.sample(now.saturating_sub(pending.sent_at));
+        self.rtt
+            .sample(pending.to.id, now.saturating_sub(pending.sent_at));
         self.liveness.heard_from(pending.to.id);
         let from = pending.to;
         self.remember(from);
@@ -366,9 +388,10 @@ impl RingNode {
             (Purpose::MergeCandidate, Response::State { successors, .. }) => {
                 self.on_merge_candidate_state(now, from, &successors);
             }
+            (Purpose::Probe, Response::Pong) => {}
             (purpose, _) => {
                 // An error or an answer of the wrong kind: the peer cannot serve us.
-                self.on_failed(now, from, purpose);
+                self.on_refused(now, from, purpose);
             }
         }
         self.report_changes();
@@ -386,23 +409,28 @@ impl RingNode {
     pub fn handle_timeout(&mut self, now: Duration) {
         for rpc in self.rpcs.due(now) {
             if let Some(pending) = self.rpcs.time_out(rpc) {
-                self.rtt.backoff();
+                if pending.purpose != Purpose::Probe {
+                    self.rtt.backoff(pending.to.id);
+                }
                 self.on_failed(now, pending.to, pending.purpose);
             }
         }
         self.rpcs.forget_late(now);
         self.wake_lookups(now);
         self.liveness.forget_old(now);
-        if !matches!(self.phase, Phase::Leaving { .. } | Phase::Left) {
+        if self.runs_timers() {
             let due: Vec<Timer> = self.timers.due(now).collect();
             for timer in due {
-                let at = now + self.jittered(self.period(timer));
-                self.timers.set(timer, at);
+                if let Some(period) = self.period(timer) {
+                    let at = now + self.jittered(period);
+                    self.timers.set(timer, at);
+                }
                 match timer {
                     Timer::Stabilize => self.stabilize(now),
                     Timer::CheckPredecessor => self.check_predecessor(now),
                     Timer::MergeProbe => self.probe_graveyard(now),
                     Timer::FixFinger => self.fix_next_finger(now),
+                    Timer::JoinRetry => self.retry_join(now),
                 }
             }
         }
@@ -420,21 +448,25 @@ impl RingNode {
     pub fn poll_timeout(&self) -> Option<Duration> {
         let requests = self.rpcs.next_deadline();
         let lookups = self.lookups.values().map(|l| l.lookup.wake_at()).min();
-        let timers = match self.phase {
-            Phase::Leaving { .. } | Phase::Left => None,
-            _ => self.timers.next(),
-        };
+        let timers = self.runs_timers().then(|| self.timers.next()).flatten();
         [requests, lookups, timers].into_iter().flatten().min()
     }
 
     // ---- shared by the protocol's parts ----
 
-    fn period(&self, timer: Timer) -> Duration {
+    /// False once the node leaves or failed to join: no periodic work any more.
+    fn runs_timers(&self) -> bool {
+        matches!(self.phase, Phase::Active | Phase::Joining { .. })
+    }
+
+    /// The period of a periodic timer; `None` for a one-off one.
+    fn period(&self, timer: Timer) -> Option<Duration> {
         match timer {
-            Timer::Stabilize => self.config.stabilize_every,
-            Timer::CheckPredecessor => self.config.check_predecessor_every,
-            Timer::MergeProbe => self.config.probe_dead_every,
-            Timer::FixFinger => self.config.fix_finger_every,
+            Timer::Stabilize => Some(self.config.stabilize_every),
+            Timer::CheckPredecessor => Some(self.config.check_predecessor_every),
+            Timer::MergeProbe => Some(self.config.probe_dead_every),
+            Timer::FixFinger => Some(self.config.fix_finger_every),
+            Timer::JoinRetry => None,
         }
     }
 
@@ -444,23 +476,59 @@ impl RingNode {
     }
 
     fn send(&mut self, now: Duration, to: Peer, request: Request, purpose: Purpose) -> RpcId {
-        let rpc = self.rpcs.open(to, purpose, now, self.rtt.timeout());
+        let timeout = match purpose {
+            Purpose::Probe => self.rtt.estimate(),
+            _ => self.rtt.timeout(to.id),
+        };
+        let rpc = self.rpcs.open(to, purpose, now, timeout);
         self.actions.push_back(Action::Send { rpc, to, request });
         rpc
     }
 
-    /// A request failed, timed out, or was answered with an error.
+    /// A ring request failed or timed out: evidence against the peer's
+    /// liveness, weighed by [`Liveness`]; the work it was for goes on without it.
     fn on_failed(&mut self, now: Duration, peer: Peer, purpose: Purpose) {
         if purpose == Purpose::Leave {
             self.leave_answered();
             return;
         }
-        self.mark_dead(now, peer);
+        let verdict = self
+            .liveness
+            .missed(now, peer.id, purpose == Purpose::Probe);
+        self.go_on_without(now, peer, purpose);
+        match verdict {
+            Verdict::Suspect { probe: true } => {
+                self.send(now, peer, Request::Ping, Purpose::Probe);
+            }
+            Verdict::Suspect { probe: false } => {}
+            Verdict::Dead => self.on_peer_dead(now, peer),
+            Verdict::AlreadyGone => {
+                if purpose == Purpose::Stabilize {
+                    self.on_stabilize_failed(now);
+                }
+            }
+        }
+    }
+
+    /// A peer answered a ring request with an error (it is leaving, has left,
+    /// or is still joining): it lives, but cannot serve the ring, so it is
+    /// dropped without any judgement of its liveness.
+    fn on_refused(&mut self, now: Duration, peer: Peer, purpose: Purpose) {
+        self.liveness.departed(now, peer.id);
+        self.table.remove(peer.id);
+        self.go_on_without(now, peer, purpose);
+        if purpose == Purpose::Stabilize {
+            self.on_stabilize_failed(now);
+        }
+    }
+
+    /// The work a failed request was for goes on without that peer.
+    fn go_on_without(&mut self, now: Duration, peer: Peer, purpose: Purpose) {
         match purpose {
-            Purpose::Stabilize => self.on_stabilize_failed(now),
+            // The next round asks again, or the verdict on the peer moves on.
+            Purpose::Stabilize => self.timers.set_busy(Timer::Stabilize, false),
             Purpose::StabilizeCandidate => self.on_candidate_failed(now),
             Purpose::CheckPredecessor => self.timers.set_busy(Timer::CheckPredecessor, false),
-            Purpose::Notify | Purpose::Leave | Purpose::MergeCandidate => {}
             Purpose::CheckFinger(_) => self.timers.set_busy(Timer::FixFinger, false),
             Purpose::Lookup(id) => {
                 if let Some(running) = self.lookups.get_mut(&id) {
@@ -468,15 +536,23 @@ impl RingNode {
                 }
                 self.drive_lookup(now, id);
             }
+            // A leave counts answers and failures alike (see `on_failed`).
+            Purpose::Leave | Purpose::Notify | Purpose::MergeCandidate | Purpose::Probe => {}
         }
     }
 
-    fn mark_dead(&mut self, now: Duration, peer: Peer) {
-        self.liveness.mark_dead(now, peer.id);
+    /// `peer` missed enough requests in a row: drop it everywhere, keep it
+    /// off the lists others send, probe it now and then for a merge, and
+    /// repair the successor list at once if it was the first successor.
+    fn on_peer_dead(&mut self, now: Duration, peer: Peer) {
+        let was_successor = self.table.successor().is_some_and(|s| s.id == peer.id);
         self.graveyard.bury(peer, now);
-        if self.table.remove(peer.id) {
-            self.actions
-                .push_back(Action::Event(RingEvent::PeerFailed { peer }));
+        self.rtt.forget(peer.id);
+        self.table.remove(peer.id);
+        self.actions
+            .push_back(Action::Event(RingEvent::PeerFailed { peer }));
+        if was_successor {
+            self.on_stabilize_failed(now);
         }
     }
 
@@ -509,6 +585,9 @@ impl RingNode {
     /// Turns changes of successor and predecessor into events, once each.
     fn report_changes(&mut self) {
         let successor = self.table.successor();
+        if successor.is_some() {
+            self.isolated = false;
+        }
         if successor != self.reported_successor {
             self.reported_successor = successor;
             self.actions

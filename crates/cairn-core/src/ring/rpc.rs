@@ -28,6 +28,8 @@ pub(super) enum Purpose {
     /// Asking finger i for its predecessor: if the finger's start still lies
     /// between that predecessor and the finger, it is still right.
     CheckFinger(u8),
+    /// Confirming or clearing a suspicion (see [`crate::liveness`]).
+    Probe,
 }
 
 #[derive(Clone, Debug)]

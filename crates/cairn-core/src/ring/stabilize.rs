@@ -28,7 +28,7 @@ impl RingNode {
                 .predecessor()
                 .or_else(|| self.table.nearest_known_after_me())
             else {
-                self.rejoin_if_isolated(now);
+                self.on_isolated(now);
                 return;
             };
             self.table.adopt_successors(candidate, &[], |_| true);
@@ -40,13 +40,12 @@ impl RingNode {
         }
     }
 
-    /// The successor asked did not answer (and was dropped): try the next.
+    /// The first successor was dropped: stabilize with the next one at once.
     pub(super) fn on_stabilize_failed(&mut self, now: Duration) {
-        self.timers.set_busy(Timer::Stabilize, false);
         if self.table.successor().is_some() {
             self.stabilize(now); // Retry at once with the next successor.
-        } else if let Phase::Joining { bootstrap, .. } = self.phase {
-            self.retry_join(now, bootstrap, "the successor found did not answer");
+        } else if let Phase::Joining { .. } = self.phase {
+            self.join_attempt_failed(now, "the successor found did not answer");
         } else {
             self.stabilize(now);
         }

@@ -2,8 +2,9 @@
 //! kind's round is still under way.
 //!
 //! Invariant: at most one round of each kind is in flight (a round that is
-//! busy when its timer fires is skipped, not doubled), and every kind always
-//! has its next firing time set while the node is a member.
+//! busy when its timer fires is skipped, not doubled), and every periodic
+//! kind always has its next firing time set while the node is a member; a
+//! one-off kind (a join retry) is set only while it is wanted.
 
 use std::time::Duration;
 
@@ -18,15 +19,18 @@ pub enum Timer {
     MergeProbe,
     /// Check or refresh one finger.
     FixFinger,
+    /// Start the next join attempt (one-off, after a failed one).
+    JoinRetry,
 }
 
 impl Timer {
     /// Every kind, in the order [`Timers::due`] yields them.
-    pub const ALL: [Timer; 4] = [
+    pub const ALL: [Timer; 5] = [
         Timer::Stabilize,
         Timer::CheckPredecessor,
         Timer::MergeProbe,
         Timer::FixFinger,
+        Timer::JoinRetry,
     ];
 
     fn index(self) -> usize {
@@ -35,35 +39,31 @@ impl Timer {
 }
 
 /// When each kind next fires, and which rounds are under way.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Timers {
-    next: [Duration; Timer::ALL.len()],
+    next: [Option<Duration>; Timer::ALL.len()],
     busy: [bool; Timer::ALL.len()],
 }
 
 impl Timers {
-    /// Every timer due at `now` (the caller sets each one again).
-    pub fn new(now: Duration) -> Timers {
-        Timers {
-            next: [now; Timer::ALL.len()],
-            busy: [false; Timer::ALL.len()],
-        }
+    pub fn set(&mut self, timer: Timer, at: Duration) {
+        self.next[timer.index()] = Some(at);
     }
 
-    pub fn set(&mut self, timer: Timer, at: Duration) {
-        self.next[timer.index()] = at;
+    pub fn unset(&mut self, timer: Timer) {
+        self.next[timer.index()] = None;
     }
 
     /// The timers due at `now`, in [`Timer::ALL`] order.
     pub fn due(&self, now: Duration) -> impl Iterator<Item = Timer> + '_ {
         Timer::ALL
             .into_iter()
-            .filter(move |t| self.next[t.index()] <= now)
+            .filter(move |t| self.next[t.index()].is_some_and(|at| at <= now))
     }
 
     /// The earliest firing time.
     pub fn next(&self) -> Option<Duration> {
-        self.next.iter().copied().min()
+        self.next.iter().flatten().copied().min()
     }
 
     /// True while a round of this kind waits for its answers.
