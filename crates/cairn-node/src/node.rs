@@ -148,12 +148,12 @@ impl Node {
             http,
         };
         tokio::spawn(drive(node.shared.clone(), node.transport.clone()));
-        if !config.join.is_empty() {
-            if let Err(error) = node.join(&config.join, config.join_timeout).await {
-                // Stop the driver and free the port: the caller may try again.
-                node.leave().await;
-                return Err(error);
-            }
+        if !config.join.is_empty()
+            && let Err(error) = node.join(&config.join, config.join_timeout).await
+        {
+            // Stop the driver and free the port: the caller may try again.
+            node.leave().await;
+            return Err(error);
         }
         Ok(node)
     }
