@@ -18,6 +18,8 @@
 //! - [`config`]: the protocol's settings, with defaults and `validate()`.
 //! - [`rng`]: the seeded RNG (SplitMix64).
 //! - [`version`]: record versions: a hybrid logical clock and (timestamp, node id).
+//! - [`record`]: records (key id → key, version, value or tombstone), their
+//!   limits and last-writer-wins; their disk form lives in the store.
 //! - [`wire`]: the messages nodes exchange (their encoding lives in the node).
 //! - [`api`]: the JSON shapes of the HTTP API, shared by node and client.
 
@@ -27,6 +29,7 @@ pub mod id;
 pub mod interval;
 pub mod limits;
 pub mod lookup;
+pub mod record;
 pub mod ring;
 pub mod rng;
 pub mod routing;

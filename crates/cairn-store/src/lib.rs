@@ -14,8 +14,8 @@
 //!
 //! Map of the modules:
 //! - [`identity`]: the node's ed25519 key (`node.key`), created once and kept.
-//! - [`record`]: records (key id → key, version, value or tombstone), their
-//!   disk form and last-writer-wins.
+//! - [`record`]: the disk form of records, and [`Applied`], what `apply` made
+//!   of each; the record value itself is [`cairn_core::record`], re-exported.
 //! - [`range`]: wrapping ranges of key ids, (after, through].
 //! - [`digest`]: range digests for anti-entropy: a tree over fixed id buckets.
 //! - [`store`]: the [`Store`] trait, its totals and limits.
