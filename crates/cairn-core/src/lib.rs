@@ -9,6 +9,7 @@
 //!
 //! - [`id`]: 256-bit ring points and the `NodeId` / `KeyId` newtypes.
 //! - [`interval`]: open and half-open intervals that wrap around the ring.
+//! - [`range`]: ranges of key ids, (after, through], and their segments.
 //! - [`routing`]: the routing table: predecessor, successor list, fingers.
 //! - [`lookup`]: one iterative lookup as a small state machine.
 //! - [`ring`]: the membership state machine (join, stabilize, notify, leave)
@@ -29,6 +30,7 @@ pub mod id;
 pub mod interval;
 pub mod limits;
 pub mod lookup;
+pub mod range;
 pub mod record;
 pub mod ring;
 pub mod rng;

@@ -16,7 +16,8 @@
 //! - [`identity`]: the node's ed25519 key (`node.key`), created once and kept.
 //! - [`record`]: the disk form of records, and [`Applied`], what `apply` made
 //!   of each; the record value itself is [`cairn_core::record`], re-exported.
-//! - [`range`]: wrapping ranges of key ids, (after, through].
+//! - [`range`]: wrapping ranges of key ids, (after, through]: the value is
+//!   [`cairn_core::range`], re-exported.
 //! - [`digest`]: range digests for anti-entropy: a tree over fixed id buckets.
 //! - [`store`]: the [`Store`] trait, its totals and limits.
 //! - [`disk`]: [`RedbStore`], records in redb and chunks as files.
