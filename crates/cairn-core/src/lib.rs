@@ -21,11 +21,14 @@
 //! - [`version`]: record versions: a hybrid logical clock and (timestamp, node id).
 //! - [`record`]: records (key id → key, version, value or tombstone), their
 //!   limits and last-writer-wins; their disk form lives in the store.
+//! - [`digest`]: the digest tree of anti-entropy: fixed id buckets, tree nodes
+//!   that are always in bounds, node digests; the store keeps the running sums.
 //! - [`wire`]: the messages nodes exchange (their encoding lives in the node).
 //! - [`api`]: the JSON shapes of the HTTP API, shared by node and client.
 
 pub mod api;
 pub mod config;
+pub mod digest;
 pub mod id;
 pub mod interval;
 pub mod limits;

@@ -18,7 +18,8 @@
 //!   of each; the record value itself is [`cairn_core::record`], re-exported.
 //! - [`range`]: wrapping ranges of key ids, (after, through]: the value is
 //!   [`cairn_core::range`], re-exported.
-//! - [`digest`]: range digests for anti-entropy: a tree over fixed id buckets.
+//! - [`digest`]: range digests for anti-entropy from running bucket sums; the
+//!   tree and its values are [`cairn_core::digest`], re-exported.
 //! - [`store`]: the [`Store`] trait, its totals and limits.
 //! - [`disk`]: [`RedbStore`], records in redb and chunks as files.
 //! - [`commit`]: group commit: many writers' batches, one log append, one fsync.
