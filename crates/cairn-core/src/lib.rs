@@ -9,6 +9,7 @@
 //!
 //! - [`id`]: 256-bit ring points and the `NodeId` / `KeyId` newtypes.
 //! - [`interval`]: open and half-open intervals that wrap around the ring.
+//! - [`range`]: ranges of key ids, (after, through], and their segments.
 //! - [`routing`]: the routing table: predecessor, successor list, fingers.
 //! - [`lookup`]: one iterative lookup as a small state machine.
 //! - [`ring`]: the membership state machine (join, stabilize, notify, leave)
@@ -19,16 +20,23 @@
 //! - [`config`]: the protocol's settings, with defaults and `validate()`.
 //! - [`rng`]: the seeded RNG (SplitMix64).
 //! - [`version`]: record versions: a hybrid logical clock and (timestamp, node id).
+//! - [`record`]: records (key id → key, version, value or tombstone), their
+//!   limits and last-writer-wins; their disk form lives in the store.
+//! - [`digest`]: the digest tree of anti-entropy: fixed id buckets, tree nodes
+//!   that are always in bounds, node digests; the store keeps the running sums.
 //! - [`wire`]: the messages nodes exchange (their encoding lives in the node).
 //! - [`api`]: the JSON shapes of the HTTP API, shared by node and client.
 
 pub mod api;
 pub mod config;
+pub mod digest;
 pub mod id;
 pub mod interval;
 pub mod limits;
 pub mod liveness;
 pub mod lookup;
+pub mod range;
+pub mod record;
 pub mod ring;
 pub mod rng;
 pub mod routing;

@@ -39,7 +39,7 @@
 use crate::digest::{BucketSum, bucket_index};
 use crate::error::StoreError;
 use crate::log::{CommitLog, LogError, encode_frame};
-use crate::record::{Applied, Record, supersedes};
+use crate::record::{Applied, Record, encode_record, supersedes};
 use crate::tables::{self, CHUNKS, ChunkEntry, META, RECORDS, VERSIONS, VersionEntry};
 use cairn_core::id::ChunkId;
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
@@ -494,7 +494,7 @@ pub(crate) fn apply_ops(txn: &WriteTransaction, ops: Vec<Op>) -> Result<Vec<Outc
                             });
                             continue;
                         }
-                        records.insert(&key, record.encode().as_slice())?;
+                        records.insert(&key, encode_record(&record).as_slice())?;
                         let bucket = bucket_index(record.key_id.0);
                         let sum = match touched.entry(bucket) {
                             Entry::Occupied(slot) => slot.into_mut(),

@@ -35,7 +35,7 @@ use crate::error::StoreError;
 use crate::fault::{FaultPlan, FaultyBackend};
 use crate::log::{CommitLog, LogError};
 use crate::range::KeyRange;
-use crate::record::{Applied, Record};
+use crate::record::{Applied, Record, decode_record};
 use crate::store::{ChunkInfo, Store, StoreStats, check_batch, check_chunk_len};
 use crate::tables::{
     self, BUCKETS, CHUNKS, ChunkEntry, FORMAT, FORMAT_KEY, META, RECORDS, VERSIONS, VersionEntry,
@@ -429,7 +429,7 @@ impl Store for RedbStore {
         let Some(guard) = table.get(&key_id.0.0)? else {
             return Ok(None);
         };
-        Record::decode(key_id, guard.value())
+        decode_record(key_id, guard.value())
             .map(Some)
             .map_err(|reason| StoreError::CorruptRecord { key_id, reason })
     }
@@ -446,7 +446,7 @@ impl Store for RedbStore {
             for item in table.range::<&[u8; 32]>(bounds)? {
                 let (key, value) = item?;
                 let key_id = KeyId(Id(*key.value()));
-                let record = Record::decode(key_id, value.value())
+                let record = decode_record(key_id, value.value())
                     .map_err(|reason| StoreError::CorruptRecord { key_id, reason })?;
                 out.push(record);
                 if out.len() >= limit {

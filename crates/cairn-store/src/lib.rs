@@ -14,10 +14,12 @@
 //!
 //! Map of the modules:
 //! - [`identity`]: the node's ed25519 key (`node.key`), created once and kept.
-//! - [`record`]: records (key id → key, version, value or tombstone), their
-//!   disk form and last-writer-wins.
-//! - [`range`]: wrapping ranges of key ids, (after, through].
-//! - [`digest`]: range digests for anti-entropy: a tree over fixed id buckets.
+//! - [`record`]: the disk form of records, and [`Applied`], what `apply` made
+//!   of each; the record value itself is [`cairn_core::record`], re-exported.
+//! - [`range`]: wrapping ranges of key ids, (after, through]: the value is
+//!   [`cairn_core::range`], re-exported.
+//! - [`digest`]: range digests for anti-entropy from running bucket sums; the
+//!   tree and its values are [`cairn_core::digest`], re-exported.
 //! - [`store`]: the [`Store`] trait, its totals and limits.
 //! - [`disk`]: [`RedbStore`], records in redb and chunks as files.
 //! - [`commit`]: group commit: many writers' batches, one log append, one fsync.

@@ -35,7 +35,7 @@
 
 use crate::commit::Op;
 use crate::fault::{FaultPlan, WriteFault, injected_error};
-use crate::record::Record;
+use crate::record::{decode_record, encode_record};
 use cairn_core::id::{ChunkId, Id, KeyId};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
@@ -234,7 +234,7 @@ pub(crate) fn encode_frame(ops: &[Op]) -> Result<Vec<u8>, FrameTooLarge> {
                 payload.push(TAG_APPLY);
                 payload.extend_from_slice(&(records.len() as u32).to_be_bytes());
                 for record in records {
-                    let encoded = record.encode();
+                    let encoded = encode_record(record);
                     payload.extend_from_slice(&record.key_id.0.0);
                     payload.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
                     payload.extend_from_slice(&encoded);
@@ -314,7 +314,7 @@ fn decode_payload(payload: &[u8], ops: &mut Vec<Op>) -> Result<(), &'static str>
                 for _ in 0..records {
                     let key_id = KeyId(reader.id()?);
                     let len = reader.u32()? as usize;
-                    batch.push(Record::decode(key_id, reader.take(len)?)?);
+                    batch.push(decode_record(key_id, reader.take(len)?)?);
                 }
                 Op::Apply(batch)
             }
@@ -343,6 +343,7 @@ fn decode_payload(payload: &[u8], ops: &mut Vec<Op>) -> Result<(), &'static str>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Record;
     use cairn_core::id::NodeId;
     use cairn_core::version::{HlcTimestamp, Version};
 
