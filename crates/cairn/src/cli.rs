@@ -7,14 +7,13 @@
 
 use crate::output;
 use cairn_client::{Client, ClientError, DEFAULT_NODE_URL};
+use cairn_node::config::MAX_REPLICAS;
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// The most replicas a key may have (`--replicas`).
-pub const MAX_REPLICAS: u8 = 16;
 /// The most nodes `cairn demo` starts in one process (`--nodes`).
 pub const MAX_DEMO_NODES: usize = 64;
 
