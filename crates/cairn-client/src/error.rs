@@ -1,8 +1,10 @@
-//! What can go wrong talking to a node, in words a user can act on, and the
-//! one place that turns an error into the CLI's exit code.
+//! What can go wrong talking to a node, in words a user can act on.
 //!
-//! Exit codes (DESIGN.md, Interfaces): 0 ok · 1 key not found · 2 bad usage
-//! or input · 3 ring/network error.
+//! The variants classify: [`ClientError::NotFound`] is a missing key or
+//! route, [`ClientError::BadUrl`] and [`ClientError::BadInput`] are what the
+//! user gave, the rest are the node or the network. Turning that into a
+//! process exit code is the CLI's business (its `exit` module), not this
+//! library's.
 
 use cairn_core::api::ErrorBody;
 
@@ -51,22 +53,6 @@ pub enum ClientError {
          (is the node running the same Cairn version as this client?)"
     )]
     Decode { url: String, reason: String },
-}
-
-impl ClientError {
-    /// The CLI's exit code for this error: 1 not found, 2 bad usage or
-    /// input, 3 ring or network error.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            ClientError::NotFound { .. } => 1,
-            ClientError::BadUrl { .. } | ClientError::BadInput { .. } => 2,
-            ClientError::Unreachable { .. }
-            | ClientError::Timeout { .. }
-            | ClientError::Connection { .. }
-            | ClientError::Api { .. }
-            | ClientError::Decode { .. } => 3,
-        }
-    }
 }
 
 /// Maps a non-2xx answer to an error. The message is the `error` field of a
@@ -120,34 +106,30 @@ mod tests {
             }
             other => panic!("expected Api, got {other:?}"),
         }
-        assert_eq!(err.exit_code(), 3);
     }
 
     #[test]
-    fn not_found_exits_1() {
+    fn a_404_is_not_found() {
         let err = error_from_status(404, br#"{"error":"no such key: foo"}"#);
         assert!(matches!(&err, ClientError::NotFound { message } if message == "no such key: foo"));
-        assert_eq!(err.exit_code(), 1);
     }
 
     #[test]
-    fn limits_and_malformed_input_are_bad_input_and_exit_2() {
+    fn limits_and_malformed_input_are_bad_input() {
         for status in [400, 413, 414, 422, 431] {
             let err = error_from_status(status, br#"{"error":"key is over 1024 bytes"}"#);
             assert!(
                 matches!(&err, ClientError::BadInput { message } if message == "key is over 1024 bytes"),
                 "{status}: {err:?}"
             );
-            assert_eq!(err.exit_code(), 2, "{status}");
         }
     }
 
     #[test]
-    fn transient_4xx_and_5xx_are_ring_errors() {
+    fn transient_4xx_and_5xx_are_api_errors() {
         for status in [408, 429, 500, 502, 503] {
             let err = error_from_status(status, b"");
             assert!(matches!(err, ClientError::Api { .. }), "{status}: {err:?}");
-            assert_eq!(err.exit_code(), 3, "{status}");
         }
     }
 
@@ -198,6 +180,5 @@ mod tests {
         );
         assert!(text.contains("`cairn node`"), "{text}");
         assert!(text.contains("--node/CAIRN_NODE"), "{text}");
-        assert_eq!(err.exit_code(), 3);
     }
 }

@@ -9,7 +9,7 @@
 //!
 //! - [`node_url`]: the node's base URL as the user gives it, checked once.
 //! - [`key`]: key limits and the percent-encoding of a key as one path segment.
-//! - [`error`]: [`ClientError`], HTTP statuses mapped to errors, errors to exit codes.
+//! - [`error`]: [`ClientError`], and HTTP statuses mapped to errors.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), cairn_client::ClientError> {

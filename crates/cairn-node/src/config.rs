@@ -1,9 +1,13 @@
 //! The daemon's configuration: a plain struct, mapped from flags by the binary.
 
 use cairn_core::RingConfig;
+use cairn_core::config::ConfigError;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// The most replicas a key may have (`--replicas`); the least is 1.
+pub const MAX_REPLICAS: u8 = 16;
 
 /// Everything a node needs to start.
 #[derive(Clone, Debug)]
@@ -19,9 +23,9 @@ pub struct NodeConfig {
     pub join: Vec<String>,
     /// The cluster secret file; peers without the same secret are refused.
     pub cluster_key: Option<PathBuf>,
-    /// Replication factor R (used by replication, later). Default 3.
+    /// Replication factor R (used by replication, later), 1 to [`MAX_REPLICAS`]. Default 3.
     pub replicas: u8,
-    /// How long to keep trying to join before giving up. Default 20 s.
+    /// How long to keep trying to join before giving up; above zero. Default 20 s.
     pub join_timeout: Duration,
     /// The ring protocol's settings.
     pub ring: RingConfig,
@@ -42,16 +46,98 @@ impl Default for NodeConfig {
     }
 }
 
+/// Why a [`NodeConfig`] cannot work. Each message names the `cairn node`
+/// flag to change.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeConfigError {
+    /// The replication factor is outside 1 to [`MAX_REPLICAS`].
+    #[error("--replicas must be 1 to {max}, not {replicas}", max = MAX_REPLICAS)]
+    ReplicasOutOfRange { replicas: u8 },
+    /// A join that may take no time at all could never succeed.
+    #[error(
+        "--join-timeout must be above zero: give the seconds to keep trying the --join addresses"
+    )]
+    ZeroJoinTimeout,
+    /// The ring protocol's settings do not work together.
+    #[error(transparent)]
+    Ring(#[from] ConfigError),
+}
+
 impl NodeConfig {
     /// Checks that the values can work together.
-    pub fn validate(&self) -> Result<(), String> {
-        self.ring.validate().map_err(|e| e.to_string())?;
-        if !(1..=16).contains(&self.replicas) {
-            return Err(format!("--replicas must be 1 to 16, not {}", self.replicas));
+    pub fn validate(&self) -> Result<(), NodeConfigError> {
+        self.ring.validate()?;
+        if !(1..=MAX_REPLICAS).contains(&self.replicas) {
+            return Err(NodeConfigError::ReplicasOutOfRange {
+                replicas: self.replicas,
+            });
         }
         if self.join_timeout.is_zero() {
-            return Err("join_timeout must be above zero".into());
+            return Err(NodeConfigError::ZeroJoinTimeout);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(NodeConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn replicas_out_of_range_name_the_flag_and_the_value() {
+        for replicas in [0, MAX_REPLICAS + 1] {
+            let config = NodeConfig {
+                replicas,
+                ..NodeConfig::default()
+            };
+            let err = config.validate().expect_err("out of range");
+            assert!(
+                matches!(err, NodeConfigError::ReplicasOutOfRange { replicas: r } if r == replicas),
+                "{err:?}"
+            );
+            assert_eq!(
+                err.to_string(),
+                format!("--replicas must be 1 to 16, not {replicas}")
+            );
+        }
+        for replicas in [1, MAX_REPLICAS] {
+            let config = NodeConfig {
+                replicas,
+                ..NodeConfig::default()
+            };
+            assert!(config.validate().is_ok(), "{replicas}");
+        }
+    }
+
+    #[test]
+    fn a_zero_join_timeout_names_the_flag() {
+        let config = NodeConfig {
+            join_timeout: Duration::ZERO,
+            ..NodeConfig::default()
+        };
+        let err = config.validate().expect_err("zero");
+        assert!(matches!(err, NodeConfigError::ZeroJoinTimeout), "{err:?}");
+        assert!(err.to_string().contains("--join-timeout"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_ring_setting_is_the_core_error_unchanged() {
+        let ring = RingConfig {
+            successor_list_len: 0,
+            ..RingConfig::default()
+        };
+        let core_message = ring.validate().expect_err("core refuses").to_string();
+        let config = NodeConfig {
+            ring,
+            ..NodeConfig::default()
+        };
+        let err = config.validate().expect_err("refused");
+        assert!(matches!(err, NodeConfigError::Ring(_)), "{err:?}");
+        assert_eq!(err.to_string(), core_message);
     }
 }

@@ -5,7 +5,8 @@
 //! - [`node`]: a running node: the core behind a mutex, the driver task that
 //!   carries out its actions and fires its timers, lookups and the ring walk.
 //! - [`http`]: the HTTP API (axum), JSON errors everywhere.
-//! - [`config`]: the daemon's settings (`NodeConfig`).
+//! - [`config`]: the daemon's settings (`NodeConfig`) and why they may not
+//!   work (`NodeConfigError`).
 //! - [`transport`]: QUIC between nodes (TLS from the node key, cluster key
 //!   hello, length-prefixed postcard frames, one cached connection per peer).
 
@@ -16,5 +17,5 @@ pub mod transport;
 
 /// The storage benchmark, for `cairn bench store` (the CLI reaches storage only through the node).
 pub use cairn_store::bench as store_bench;
-pub use config::NodeConfig;
+pub use config::{NodeConfig, NodeConfigError};
 pub use node::{Node, NodeError};

@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(#[from] crate::config::NodeConfigError),
     #[error("data dir: {0}")]
     Identity(#[from] cairn_store::identity::IdentityError),
     #[error(transparent)]
@@ -97,7 +97,7 @@ impl Node {
     /// Starts a node: loads (or creates) its key, binds QUIC, starts the driver,
     /// and joins through the first `config.join` address that lets it in.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
-        config.validate().map_err(NodeError::Config)?;
+        config.validate()?;
         let key = cairn_store::identity::load_or_create_node_key(&config.data_dir)?;
         let cluster_key = match &config.cluster_key {
             Some(path) => Some(ClusterKey::from_file(path)?),

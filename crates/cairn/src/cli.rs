@@ -7,14 +7,13 @@
 
 use crate::output;
 use cairn_client::{Client, ClientError, DEFAULT_NODE_URL};
+use cairn_node::config::MAX_REPLICAS;
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// The most replicas a key may have (`--replicas`).
-pub const MAX_REPLICAS: u8 = 16;
 /// The most nodes `cairn demo` starts in one process (`--nodes`).
 pub const MAX_DEMO_NODES: usize = 64;
 
@@ -289,6 +288,7 @@ pub async fn client_command_output(cli: &Cli) -> Result<String, ClientError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit::ExitCode;
     use clap::CommandFactory;
 
     fn parse(args: &[&str]) -> Cli {
@@ -306,7 +306,7 @@ mod tests {
         match Cli::try_parse_from(argv) {
             Ok(cli) => panic!("{args:?} should be refused, got {cli:?}"),
             Err(err) => {
-                assert_eq!(err.exit_code(), 2, "{args:?}");
+                assert_eq!(err.exit_code(), ExitCode::BadInput.code(), "{args:?}");
                 err.to_string()
             }
         }
@@ -496,7 +496,11 @@ mod tests {
             let err = client_command_output(&parse(args))
                 .await
                 .expect_err("not a client command");
-            assert_eq!(err.exit_code(), 2, "{args:?}");
+            assert!(
+                matches!(err, ClientError::BadInput { .. }),
+                "{args:?}: {err:?}"
+            );
+            assert_eq!(ExitCode::from(&err), ExitCode::BadInput, "{args:?}");
         }
     }
 
@@ -509,7 +513,8 @@ mod tests {
         let err = client_command_output(&parse(&["info", "--node", &url]))
             .await
             .expect_err("nothing listens");
-        assert_eq!(err.exit_code(), 3);
+        assert!(matches!(err, ClientError::Unreachable { .. }), "{err:?}");
+        assert_eq!(ExitCode::from(&err), ExitCode::RingError);
         assert!(err.to_string().contains("cairn node"), "{err}");
     }
 }

@@ -1,16 +1,51 @@
 //! `cairn node` and `cairn demo`: map flags onto `NodeConfig`, start nodes,
-//! print where they listen, and leave gracefully on SIGINT/SIGTERM.
+//! print where they listen, and leave gracefully on SIGINT/SIGTERM; and
+//! `cairn bench store`. Failures are [`DaemonError`]s; their exit codes are
+//! decided in [`crate::exit`].
 
 use crate::cli::{DemoArgs, NodeArgs};
 use cairn_core::RingConfig;
 use cairn_node::{Node, NodeConfig, NodeError};
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Runs one node until a signal or a leave request; returns the exit code.
-pub async fn run_node(args: &NodeArgs) -> i32 {
+/// Why nodes could not be started in this process, or a benchmark run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The `--http` address is taken, or not this machine's.
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    HttpBind { addr: SocketAddr, source: io::Error },
+    /// The HTTP socket was bound but its address cannot be read.
+    #[error("cannot read the HTTP address: {0}")]
+    HttpAddr(io::Error),
+    /// The HTTP API could not be started on the bound socket.
+    #[error("cannot serve HTTP: {0}")]
+    HttpServe(io::Error),
+    /// The node itself refused to start (config, data dir, cluster key, join...).
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// One of the `cairn demo` nodes failed; counted from 0.
+    #[error("node {index}: {source}")]
+    DemoNode {
+        index: usize,
+        source: Box<DaemonError>,
+    },
+    /// `cairn demo` without `--data` needs a temporary directory.
+    #[error("cannot create a temporary data dir: {0}")]
+    DemoDataDir(io::Error),
+    /// `cairn bench store` could not make its directory (under `--dir`).
+    #[error("cannot create a directory to measure in: {0}")]
+    BenchDir(io::Error),
+    /// A measurement of `cairn bench store` failed.
+    #[error("the benchmark failed: {0}")]
+    Bench(Box<dyn std::error::Error>),
+}
+
+/// Runs one node until a signal or a leave request.
+pub async fn run_node(args: &NodeArgs) -> Result<(), DaemonError> {
     let ring = RingConfig {
         stabilize_every: Duration::from_millis(args.stabilize_ms),
         ..RingConfig::default()
@@ -25,13 +60,7 @@ pub async fn run_node(args: &NodeArgs) -> i32 {
         join_timeout: Duration::from_secs(args.join_timeout),
         ring,
     };
-    let (node, http) = match start(config).await {
-        Ok(started) => started,
-        Err((code, message)) => {
-            eprintln!("error: {message}");
-            return code;
-        }
-    };
+    let (node, http) = start(config).await?;
     println!(
         "cairn node {} ready: quic={} http=http://{} id={}",
         node.id().short(),
@@ -41,31 +70,24 @@ pub async fn run_node(args: &NodeArgs) -> i32 {
     );
     wait_for_stop(std::slice::from_ref(&node)).await;
     node.leave().await;
-    0
+    Ok(())
 }
 
-/// Starts a node with its HTTP API; on failure, the exit code and a message.
-async fn start(mut config: NodeConfig) -> Result<(Node, SocketAddr), (i32, String)> {
+/// Starts a node with its HTTP API.
+async fn start(mut config: NodeConfig) -> Result<(Node, SocketAddr), DaemonError> {
     let http_addr = config
         .http
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     let listener = TcpListener::bind(http_addr)
         .await
-        .map_err(|e| (3, format!("cannot listen for HTTP on {http_addr}: {e}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| (3, format!("cannot read the HTTP address: {e}")))?;
+        .map_err(|source| DaemonError::HttpBind {
+            addr: http_addr,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(DaemonError::HttpAddr)?;
     config.http = Some(bound);
-    let node = Node::start(config).await.map_err(|e| {
-        let code = match e {
-            NodeError::Config(_) | NodeError::Identity(_) => 2,
-            NodeError::Transport(cairn_node::transport::TransportError::ClusterKey(_)) => 2,
-            _ => 3,
-        };
-        (code, e.to_string())
-    })?;
-    let bound = cairn_node::http::serve(node.clone(), listener)
-        .map_err(|e| (3, format!("cannot serve HTTP: {e}")))?;
+    let node = Node::start(config).await?;
+    let bound = cairn_node::http::serve(node.clone(), listener).map_err(DaemonError::HttpServe)?;
     Ok((node, bound))
 }
 
@@ -116,30 +138,19 @@ async fn futures_any(nodes: &[Node]) {
 }
 
 /// `cairn bench store`: the storage benchmark, in a temporary dir under `dir`.
-pub fn run_store_bench(dir: Option<&std::path::Path>, seconds: u64) -> i32 {
-    let made = match dir {
+pub fn run_store_bench(dir: Option<&std::path::Path>, seconds: u64) -> Result<(), DaemonError> {
+    let temporary = match dir {
         Some(dir) => std::fs::create_dir_all(dir).and_then(|()| tempfile::tempdir_in(dir)),
         None => tempfile::tempdir(),
-    };
-    let temporary = match made {
-        Ok(temporary) => temporary,
-        Err(error) => {
-            eprintln!("error: cannot create a directory to measure in: {error}");
-            return 2;
-        }
-    };
-    let per_figure = Duration::from_secs(seconds);
-    match cairn_node::store_bench::run(temporary.path(), per_figure, &mut std::io::stdout()) {
-        Ok(()) => 0,
-        Err(error) => {
-            eprintln!("error: the benchmark failed: {error}");
-            3
-        }
     }
+    .map_err(DaemonError::BenchDir)?;
+    let per_figure = Duration::from_secs(seconds);
+    cairn_node::store_bench::run(temporary.path(), per_figure, &mut std::io::stdout())
+        .map_err(DaemonError::Bench)
 }
 
 /// Runs N nodes in this process on free loopback ports until Ctrl-C.
-pub async fn run_demo(args: &DemoArgs) -> i32 {
+pub async fn run_demo(args: &DemoArgs) -> Result<(), DaemonError> {
     let temporary;
     let base: PathBuf = match &args.data {
         Some(dir) => dir.clone(),
@@ -148,10 +159,7 @@ pub async fn run_demo(args: &DemoArgs) -> i32 {
                 temporary = dir;
                 temporary.path().to_path_buf()
             }
-            Err(error) => {
-                eprintln!("error: cannot create a temporary data dir: {error}");
-                return 3;
-            }
+            Err(error) => return Err(DaemonError::DemoDataDir(error)),
         },
     };
     println!(
@@ -177,12 +185,14 @@ pub async fn run_demo(args: &DemoArgs) -> i32 {
                 println!("node {index}: {} http://{http}", node.id().short());
                 nodes.push(node);
             }
-            Err((code, message)) => {
-                eprintln!("error: node {index}: {message}");
+            Err(error) => {
                 for node in &nodes {
                     node.leave().await;
                 }
-                return code;
+                return Err(DaemonError::DemoNode {
+                    index,
+                    source: Box::new(error),
+                });
             }
         }
     }
@@ -196,5 +206,5 @@ pub async fn run_demo(args: &DemoArgs) -> i32 {
     for node in nodes.iter().rev() {
         node.leave().await;
     }
-    0
+    Ok(())
 }

@@ -1,9 +1,11 @@
 //! The `cairn` command line: parses flags, then either starts nodes (`node`,
 //! `demo`) or calls a node's HTTP API through `cairn-client` and prints.
-//! Exit codes: 0 ok · 1 key not found · 2 bad usage or input · 3 ring/network error.
+//! Exit codes: 0 ok · 1 key not found · 2 bad usage or input · 3 ring/network
+//! error, all decided in [`exit`].
 
 mod cli;
 mod daemon;
+mod exit;
 mod output;
 
 use clap::Parser;
@@ -28,26 +30,22 @@ fn main() {
         .build()
     {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            std::process::exit(3);
-        }
+        Err(error) => exit::finish(Err(exit::Error::Runtime(error))),
     };
-    let code = runtime.block_on(async {
-        match &cli.command {
-            cli::Command::Node(args) => daemon::run_node(args).await,
-            cli::Command::Demo(args) => daemon::run_demo(args).await,
-            cli::Command::Bench(cli::Bench::Store { dir, seconds }) => {
-                daemon::run_store_bench(dir.as_deref(), *seconds)
-            }
-            _ => match cli::run_client_command(&cli).await {
-                Ok(()) => 0,
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    error.exit_code()
-                }
-            },
+    // `finish` ends the process while the runtime is still alive: dropping it
+    // first would wait for blocking tasks (a slow DNS lookup) for nothing.
+    exit::finish(runtime.block_on(run(&cli)))
+}
+
+/// Runs the command.
+async fn run(cli: &cli::Cli) -> Result<(), exit::Error> {
+    match &cli.command {
+        cli::Command::Node(args) => daemon::run_node(args).await?,
+        cli::Command::Demo(args) => daemon::run_demo(args).await?,
+        cli::Command::Bench(cli::Bench::Store { dir, seconds }) => {
+            daemon::run_store_bench(dir.as_deref(), *seconds)?
         }
-    });
-    std::process::exit(code);
+        _ => cli::run_client_command(cli).await?,
+    }
+    Ok(())
 }
