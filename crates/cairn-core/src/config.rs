@@ -8,6 +8,11 @@ pub struct RingConfig {
     /// L: how many successors a node remembers. Default 8. The ring survives
     /// the simultaneous crash of up to L - 1 consecutive nodes.
     pub successor_list_len: usize,
+    /// R: how many nodes hold each key (successor(key) and the next R - 1).
+    /// A node keeps R predecessors, so that it knows the range it holds,
+    /// (R-th predecessor, me], and reports changes of it. Default 3; at most
+    /// `successor_list_len`.
+    pub replicas: usize,
     /// How often a node asks its successor for its predecessor and list. Default 500 ms.
     pub stabilize_every: Duration,
     /// How often a node pings its predecessor. Default 1 s.
@@ -51,8 +56,9 @@ pub struct RingConfig {
 /// Deliberately broken behaviour, for tests of the checks themselves.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Faults {
-    /// Stabilize never adopts its successor's predecessor (Chord's core rule):
-    /// newcomers are never linked in by their predecessors.
+    /// Stabilize never adopts its successor's predecessor (Chord's core rule),
+    /// nor a newcomer its successor introduces: newcomers are never linked in
+    /// by their predecessors.
     pub stabilize_ignores_predecessor: bool,
 }
 
@@ -83,6 +89,7 @@ impl Default for RingConfig {
     fn default() -> Self {
         RingConfig {
             successor_list_len: 8,
+            replicas: 3,
             stabilize_every: Duration::from_millis(500),
             check_predecessor_every: Duration::from_secs(1),
             fix_finger_every: Duration::from_millis(500),
@@ -112,6 +119,9 @@ impl RingConfig {
         let fail = |why: &str| Err(ConfigError(why.to_string()));
         if !(1..=64).contains(&self.successor_list_len) {
             return fail("successor_list_len must be 1 to 64");
+        }
+        if self.replicas == 0 || self.replicas > self.successor_list_len {
+            return fail("replicas must be 1 to successor_list_len");
         }
         for (name, period) in [
             ("stabilize_every", self.stabilize_every),

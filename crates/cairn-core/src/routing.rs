@@ -1,9 +1,11 @@
-//! The routing table: predecessor, successor list and fingers.
+//! The routing table: predecessor list, successor list and fingers.
 //!
 //! Invariants kept here, whatever is fed in: the successor list never holds
 //! this node or a duplicate, is at most L long, and is in ring order starting
-//! after this node; a finger is only kept where it differs from the first
-//! successor. A node whose list is empty is alone: its own successor.
+//! after this node; the predecessor list likewise, at most its own length,
+//! counter-clockwise from this node (the first entry is the predecessor); a
+//! finger is only kept where it differs from the first successor. A node
+//! whose successor list is empty is alone: its own successor.
 
 use crate::id::{Id, NodeId};
 use crate::interval::{between_open, between_right_closed};
@@ -15,18 +17,23 @@ use std::collections::BTreeMap;
 pub struct RoutingTable {
     me: Peer,
     list_len: usize,
-    predecessor: Option<Peer>,
+    predecessor_len: usize,
+    /// The predecessor first, then the nodes before it, counter-clockwise.
+    predecessors: Vec<Peer>,
     successors: Vec<Peer>,
     /// finger index i -> successor(me + 2^i), only where it is not the first successor.
     fingers: BTreeMap<u8, Peer>,
 }
 
 impl RoutingTable {
-    pub fn new(me: Peer, list_len: usize) -> RoutingTable {
+    /// An empty table: `list_len` successors and `predecessor_len` (at least
+    /// 1) predecessors at most.
+    pub fn new(me: Peer, list_len: usize, predecessor_len: usize) -> RoutingTable {
         RoutingTable {
             me,
             list_len,
-            predecessor: None,
+            predecessor_len: predecessor_len.max(1),
+            predecessors: Vec::new(),
             successors: Vec::new(),
             fingers: BTreeMap::new(),
         }
@@ -37,7 +44,12 @@ impl RoutingTable {
     }
 
     pub fn predecessor(&self) -> Option<Peer> {
-        self.predecessor
+        self.predecessors.first().copied()
+    }
+
+    /// The predecessor and the nodes before it, counter-clockwise.
+    pub fn predecessors(&self) -> &[Peer] {
+        &self.predecessors
     }
 
     pub fn successors(&self) -> &[Peer] {
@@ -54,8 +66,39 @@ impl RoutingTable {
         self.successor().unwrap_or(self.me)
     }
 
+    /// A new predecessor (or none). The old list is kept behind it where it
+    /// still lies before it (a newcomer pushes the old predecessor back); the
+    /// new predecessor's own list replaces that guess when it arrives.
     pub fn set_predecessor(&mut self, predecessor: Option<Peer>) {
-        self.predecessor = predecessor.filter(|p| p.id != self.me.id);
+        match predecessor.filter(|p| p.id != self.me.id) {
+            None => self.predecessors.clear(),
+            Some(first) => {
+                let me = self.me.id.id();
+                let behind = first.id.id().distance_to(me);
+                let rest: Vec<Peer> = self
+                    .predecessors
+                    .iter()
+                    .filter(|p| p.id.id().distance_to(me) > behind)
+                    .copied()
+                    .collect();
+                self.adopt_predecessors(first, &rest);
+            }
+        }
+    }
+
+    /// Replaces the predecessor list with `first` followed by `rest` (its
+    /// own predecessors): this node and duplicates dropped, cut to length.
+    /// Returns true if the list changed.
+    pub fn adopt_predecessors(&mut self, first: Peer, rest: &[Peer]) -> bool {
+        let list = build_list(self.me, self.predecessor_len, first, rest, |_| true);
+        let me = self.me.id.id();
+        let ordered = list
+            .windows(2)
+            .all(|pair| pair[0].id.id().distance_to(me) < pair[1].id.id().distance_to(me));
+        let list = if ordered { list } else { vec![first] };
+        let changed = list != self.predecessors;
+        self.predecessors = list;
+        changed
     }
 
     /// Replaces the successor list with `first` followed by `rest` (its list):
@@ -67,20 +110,7 @@ impl RoutingTable {
         rest: &[Peer],
         keep: impl Fn(&Peer) -> bool,
     ) -> bool {
-        let mut list: Vec<Peer> = Vec::with_capacity(self.list_len);
-        for peer in std::iter::once(&first).chain(rest.iter()) {
-            if list.len() == self.list_len {
-                break;
-            }
-            let is_first = peer.id == first.id;
-            if peer.id == self.me.id || list.iter().any(|p| p.id == peer.id) {
-                continue;
-            }
-            if !is_first && !keep(peer) {
-                continue;
-            }
-            list.push(*peer);
-        }
+        let mut list = build_list(self.me, self.list_len, first, rest, keep);
         if !is_ring_ordered(self.me.id.id(), &list) {
             // A peer's list out of order (a stale or lying peer): keep only the first.
             list.truncate(1);
@@ -91,13 +121,13 @@ impl RoutingTable {
         changed
     }
 
-    /// Forgets a peer everywhere. Returns true if it was known.
+    /// Forgets a peer everywhere. Returns true if it was known. (If it was
+    /// the predecessor, the next one in the list takes its place.)
     pub fn remove(&mut self, id: NodeId) -> bool {
         let mut known = false;
-        if self.predecessor.is_some_and(|p| p.id == id) {
-            self.predecessor = None;
-            known = true;
-        }
+        let before = self.predecessors.len();
+        self.predecessors.retain(|p| p.id != id);
+        known |= before != self.predecessors.len();
         let before = self.successors.len();
         self.successors.retain(|p| p.id != id);
         known |= before != self.successors.len();
@@ -115,7 +145,7 @@ impl RoutingTable {
                 p.addr = peer.addr;
             }
         };
-        self.predecessor.iter_mut().for_each(update);
+        self.predecessors.iter_mut().for_each(update);
         self.successors.iter_mut().for_each(update);
         self.fingers.values_mut().for_each(update);
     }
@@ -167,14 +197,14 @@ impl RoutingTable {
         }
     }
 
-    /// Every distinct peer this node knows (successors, fingers, predecessor).
+    /// Every distinct peer this node knows (successors, fingers, predecessors).
     pub fn known_peers(&self) -> Vec<Peer> {
         let mut peers: Vec<Peer> = Vec::new();
         let all = self
             .successors
             .iter()
             .chain(self.fingers.values())
-            .chain(self.predecessor.iter());
+            .chain(self.predecessors.iter());
         for peer in all {
             if !peers.iter().any(|p| p.id == peer.id) {
                 peers.push(*peer);
@@ -218,7 +248,7 @@ impl RoutingTable {
         };
         let owns = target == me
             || self
-                .predecessor
+                .predecessor()
                 .is_some_and(|p| between_right_closed(p.id.id(), target, me));
         if owns {
             return Some((self.me, self.successors.clone()));
@@ -237,6 +267,49 @@ impl RoutingTable {
             .into_iter()
             .min_by_key(|p| me.distance_to(p.id.id()))
     }
+}
+
+/// `first` then `rest`, without `me` and duplicates, `keep` filtering all but
+/// `first`, at most `len` long.
+fn build_list(
+    me: Peer,
+    len: usize,
+    first: Peer,
+    rest: &[Peer],
+    keep: impl Fn(&Peer) -> bool,
+) -> Vec<Peer> {
+    let mut list: Vec<Peer> = Vec::with_capacity(len);
+    for peer in std::iter::once(&first).chain(rest.iter()) {
+        if list.len() == len {
+            break;
+        }
+        if peer.id == me.id || list.iter().any(|p| p.id == peer.id) {
+            continue;
+        }
+        if peer.id != first.id && !keep(peer) {
+            continue;
+        }
+        list.push(*peer);
+    }
+    list
+}
+
+/// A short fingerprint of a list of peers (ids and addresses), never 0: a
+/// node that holds a peer's list tells it this, and the peer sends the list
+/// again only if its own differs.
+pub fn fingerprint(peers: &[Peer]) -> u64 {
+    let mut hasher = blake3::Hasher::new();
+    for peer in peers {
+        hasher.update(&peer.id.id().0);
+        match peer.addr.ip() {
+            core::net::IpAddr::V4(ip) => hasher.update(&ip.octets()),
+            core::net::IpAddr::V6(ip) => hasher.update(&ip.octets()),
+        };
+        hasher.update(&peer.addr.port().to_be_bytes());
+    }
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
+    u64::from_le_bytes(word).max(1)
 }
 
 /// True if `list` goes clockwise from `start` without passing it again.
@@ -260,7 +333,7 @@ mod tests {
     }
 
     fn table(me: u64) -> RoutingTable {
-        RoutingTable::new(peer(me), 3)
+        RoutingTable::new(peer(me), 3, 3)
     }
 
     #[test]
@@ -371,11 +444,70 @@ mod tests {
         assert_eq!(far[0], peer(1u64 << 63));
     }
 
+    #[test]
+    fn a_newcomer_predecessor_pushes_the_old_ones_back() {
+        let mut t = table(100);
+        t.adopt_predecessors(peer(90), &[peer(80), peer(70)]);
+        t.set_predecessor(Some(peer(95)));
+        assert_eq!(t.predecessors(), &[peer(95), peer(90), peer(80)]);
+    }
+
+    #[test]
+    fn a_farther_predecessor_drops_the_ones_after_it() {
+        let mut t = table(100);
+        t.adopt_predecessors(peer(90), &[peer(80), peer(70)]);
+        t.set_predecessor(Some(peer(85)));
+        assert_eq!(t.predecessors(), &[peer(85), peer(80), peer(70)]);
+    }
+
+    #[test]
+    fn a_removed_predecessor_is_replaced_by_the_next_one() {
+        let mut t = table(100);
+        t.adopt_predecessors(peer(90), &[peer(80)]);
+        assert!(t.remove(peer(90).id));
+        assert_eq!(t.predecessor(), Some(peer(80)));
+    }
+
+    #[test]
+    fn a_predecessor_list_out_of_order_is_cut_to_its_first() {
+        let mut t = table(100);
+        t.adopt_predecessors(peer(90), &[peer(70), peer(80)]);
+        assert_eq!(t.predecessors(), &[peer(90)]);
+    }
+
+    #[test]
+    fn fingerprints_tell_lists_apart() {
+        assert_eq!(
+            fingerprint(&[peer(1), peer(2)]),
+            fingerprint(&[peer(1), peer(2)])
+        );
+        assert_ne!(
+            fingerprint(&[peer(1), peer(2)]),
+            fingerprint(&[peer(2), peer(1)])
+        );
+        assert_ne!(fingerprint(&[]), 0);
+    }
+
     proptest! {
+        /// Whatever predecessor lists are adopted, the table's invariants hold.
+        #[test]
+        fn predecessor_list_invariants_hold(me in any::<u64>(), first in any::<u64>(), rest in proptest::collection::vec(any::<u64>(), 0..12)) {
+            let mut t = RoutingTable::new(peer(me), 8, 3);
+            let rest: Vec<Peer> = rest.into_iter().map(peer).collect();
+            t.adopt_predecessors(peer(first), &rest);
+            let list = t.predecessors().to_vec();
+            prop_assert!(list.len() <= 3);
+            prop_assert!(list.iter().all(|p| p.id != peer(me).id));
+            let me_id = peer(me).id.id();
+            for pair in list.windows(2) {
+                prop_assert!(pair[0].id.id().distance_to(me_id) < pair[1].id.id().distance_to(me_id));
+            }
+        }
+
         /// Whatever lists are adopted, the table's invariants hold.
         #[test]
         fn successor_list_invariants_hold(me in any::<u64>(), first in any::<u64>(), rest in proptest::collection::vec(any::<u64>(), 0..12)) {
-            let mut t = RoutingTable::new(peer(me), 8);
+            let mut t = RoutingTable::new(peer(me), 8, 3);
             let rest: Vec<Peer> = rest.into_iter().map(peer).collect();
             t.adopt_successors(peer(first), &rest, |_| true);
             let list = t.successors();

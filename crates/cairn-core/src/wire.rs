@@ -49,7 +49,14 @@ pub enum HelloReply {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// Stabilize: "tell me your predecessor and successor list".
-    GetState,
+    GetState {
+        /// The fingerprint of the successor list the asker holds from you
+        /// (0: none); if yours is the same, it is not sent again.
+        have: u64,
+        /// The asker's predecessor list, sent when you (its successor) do
+        /// not hold the current one (see `have_predecessors` in the answer).
+        predecessors: Option<Vec<Peer>>,
+    },
     /// "I believe I am your predecessor."
     Notify,
     /// Liveness check (check predecessor, bootstrap).
@@ -64,6 +71,10 @@ pub enum Request {
     },
     /// "Who is your predecessor?": checks a finger in one small round trip.
     GetPredecessor,
+    /// "`node` joined between you and me": sent by a node to its old
+    /// predecessor when a newcomer became its predecessor, so that the old
+    /// one checks the newcomer now rather than at its next stabilization.
+    Introduce { node: Peer },
 }
 
 /// What a node answers.
@@ -71,7 +82,11 @@ pub enum Request {
 pub enum Response {
     State {
         predecessor: Option<Peer>,
-        successors: Vec<Peer>,
+        /// `None`: the same list as the fingerprint the asker sent.
+        successors: Option<Vec<Peer>>,
+        /// The fingerprint of the asker's predecessor list as this node
+        /// holds it (0: none), so that it is sent again only when it changed.
+        have_predecessors: u64,
         /// The answering node's HTTP address, if it serves one (for `cairn ring`).
         http: Option<String>,
     },
@@ -115,7 +130,20 @@ mod tests {
 
     #[test]
     fn golden_bytes_of_requests() {
-        assert_eq!(encode(&Request::GetState), "00");
+        assert_eq!(
+            encode(&Request::GetState {
+                have: 0,
+                predecessors: None
+            }),
+            "000000"
+        );
+        assert_eq!(
+            encode(&Request::GetState {
+                have: 1,
+                predecessors: Some(vec![peer(7)])
+            }),
+            format!("00010101{}007f000001d836", "07".repeat(32))
+        );
         assert_eq!(encode(&Request::Notify), "01");
         assert_eq!(encode(&Request::Ping), "02");
         assert_eq!(
@@ -130,6 +158,14 @@ mod tests {
                 successors: vec![peer(1)]
             }),
             format!("040001{}007f000001d836", "01".repeat(32))
+        );
+    }
+
+    #[test]
+    fn golden_bytes_of_introductions() {
+        assert_eq!(
+            encode(&Request::Introduce { node: peer(6) }),
+            format!("06{}007f000001d836", "06".repeat(32))
         );
     }
 
@@ -168,7 +204,10 @@ mod tests {
     #[test]
     fn every_request_round_trips() {
         let all = [
-            Request::GetState,
+            Request::GetState {
+                have: u64::MAX,
+                predecessors: Some(vec![peer(2)]),
+            },
             Request::Notify,
             Request::Ping,
             Request::FindSuccessor { target: Id::MAX },

@@ -139,6 +139,7 @@ impl Node {
         let mut ring_config = config.ring.clone();
         ring_config.http = http.clone();
         ring_config.join_timeout = config.join_timeout;
+        ring_config.replicas = usize::from(config.replicas);
         let seed = me.id.id().high_u64() ^ u64::from(origin.elapsed().subsec_nanos());
         *shared.core() = RingNode::new(me, ring_config, seed, shared.now());
         info!(id = %me.id, addr = %me.addr, "node started");
@@ -339,9 +340,13 @@ impl Node {
                     Some(_) => break 'walk, // Around the ring.
                     None => {}
                 }
-                let request =
-                    self.transport
-                        .request(candidate.addr, Some(candidate.id), &Request::GetState);
+                let ask = Request::GetState {
+                    have: 0,
+                    predecessors: None,
+                };
+                let request = self
+                    .transport
+                    .request(candidate.addr, Some(candidate.id), &ask);
                 let answer = match tokio::time::timeout(walk_timeout, request).await {
                     Ok(answer) => answer,
                     Err(_) => Err(TransportError::Timeout {
@@ -356,6 +361,7 @@ impl Node {
                             successors, http, ..
                         },
                     )) => {
+                        let successors = successors.unwrap_or_default();
                         members.push(Member {
                             id: candidate.id,
                             addr: candidate.addr,
@@ -514,6 +520,14 @@ fn report(shared: &Shared, event: RingEvent) {
         },
         RingEvent::PeerFailed { peer } => {
             warn!(peer = %peer.id.short(), addr = %peer.addr, "peer missed its probes: judged dead, dropped from the routing table")
+        }
+        RingEvent::RangeChanged { held, replicas } => {
+            let replicas: Vec<String> = replicas.iter().map(|p| p.id.short()).collect();
+            debug!(
+                held = ?held,
+                replicas = %replicas.join(","),
+                "held range or replica set changed"
+            );
         }
         RingEvent::Left => {
             shared.phase.send_replace(PhaseView::Left);

@@ -5,6 +5,8 @@
 //!   is one ring, and following first successors visits every member once);
 //! - every member's predecessor is the previous member;
 //! - successor lists are ordered and hold the next min(L, M - 1) members;
+//! - predecessor lists hold the previous min(R, M - 1) members, in order
+//!   counter-clockwise;
 //! - no member lists itself or a duplicate.
 
 use crate::sim::Sim;
@@ -36,6 +38,7 @@ pub fn check_ring(sim: &Sim) -> Result<(), Violation> {
         return Ok(());
     }
     let list_len = sim.config.successor_list_len.min(count - 1);
+    let predecessor_len = sim.config.replicas.min(count - 1);
     for (index, member) in members.iter().enumerate() {
         let fail = |what: String| Violation {
             node: member.id.short(),
@@ -63,12 +66,23 @@ pub fn check_ring(sim: &Sim) -> Result<(), Violation> {
                 shorts(&expected)
             )));
         }
+        let expected_predecessors: Vec<Peer> = (1..=predecessor_len)
+            .map(|k| members[(index + count - k) % count])
+            .collect();
+        let got_predecessors = table.predecessors();
         let expected_predecessor = (count > 1).then(|| members[(index + count - 1) % count]);
         if table.predecessor().map(|p| p.id) != expected_predecessor.map(|p| p.id) {
             return Err(fail(format!(
                 "predecessor is {:?}, the previous member is {:?}",
                 table.predecessor().map(|p| p.id.short()),
                 expected_predecessor.map(|p| p.id.short())
+            )));
+        }
+        if got_predecessors != expected_predecessors.as_slice() {
+            return Err(fail(format!(
+                "predecessor list {} but the previous members are {}",
+                shorts(got_predecessors),
+                shorts(&expected_predecessors)
             )));
         }
     }

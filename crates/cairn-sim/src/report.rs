@@ -80,6 +80,15 @@ pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
 pub struct Traffic {
     pub messages_per_node_per_s: f64,
     pub bytes_per_node_per_s: f64,
+    /// The same by request kind (a response counts with its request).
+    pub by_kind: std::collections::BTreeMap<String, KindTraffic>,
+}
+
+/// The traffic of one request kind.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct KindTraffic {
+    pub messages_per_node_per_s: f64,
+    pub bytes_per_node_per_s: f64,
 }
 
 /// Everything a run measured. Same seed and settings, same report (but `wall_seconds`).
@@ -148,6 +157,13 @@ impl Report {
             "maintenance (settled ring): {:.2} msg/node/s, {:.0} B/node/s",
             self.maintenance.messages_per_node_per_s, self.maintenance.bytes_per_node_per_s
         );
+        let kinds: Vec<String> = self
+            .maintenance
+            .by_kind
+            .iter()
+            .map(|(kind, t)| format!("{kind} {:.0}", t.bytes_per_node_per_s))
+            .collect();
+        let _ = writeln!(out, "  by kind, B/node/s: {}", kinds.join(", "));
         if self.churn_lookups.count > 0
             || self.churn_joins + self.churn_crashes + self.churn_leaves > 0
         {

@@ -5,7 +5,7 @@
 
 use crate::check::check_ring;
 use crate::network::{NetworkModel, Partition};
-use crate::report::{LookupStats, Report, Traffic, percentile};
+use crate::report::{KindTraffic, LookupStats, Report, Traffic, percentile};
 use crate::sim::{Event, Sim, Workload};
 use cairn_core::{Id, NodeId, RingConfig};
 use std::time::{Duration, Instant};
@@ -100,9 +100,26 @@ fn traffic(
     seconds: f64,
 ) -> Traffic {
     let scale = nodes.max(1.0) * seconds.max(1e-9);
+    let by_kind = crate::sim::REQUEST_KINDS
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let messages = after.kind_messages[k] - before.kind_messages[k];
+            let bytes = after.kind_bytes[k] - before.kind_bytes[k];
+            (
+                (*name).to_string(),
+                KindTraffic {
+                    messages_per_node_per_s: messages as f64 / scale,
+                    bytes_per_node_per_s: bytes as f64 / scale,
+                },
+            )
+        })
+        .filter(|(_, t)| t.messages_per_node_per_s > 0.0)
+        .collect();
     Traffic {
         messages_per_node_per_s: (after.messages - before.messages) as f64 / scale,
         bytes_per_node_per_s: (after.bytes - before.bytes) as f64 / scale,
+        by_kind,
     }
 }
 

@@ -24,6 +24,39 @@ use std::time::Duration;
 /// headers, a QUIC short header, a stream frame header, the AEAD tag, and the
 /// 4-byte frame length (20 + 8 + 12 + 5 + 16 + 4).
 pub const WIRE_OVERHEAD: usize = 65;
+/// The kinds of requests, for traffic by kind (a response counts with its request).
+pub const REQUEST_KINDS: [&str; 7] = [
+    "GetState",
+    "Notify",
+    "Ping",
+    "FindSuccessor",
+    "Leaving",
+    "GetPredecessor",
+    "Introduce",
+];
+
+/// The index of a request's kind in [`REQUEST_KINDS`].
+fn request_kind(request: &Request) -> usize {
+    match request {
+        Request::GetState { .. } => 0,
+        Request::Notify => 1,
+        Request::Ping => 2,
+        Request::FindSuccessor { .. } => 3,
+        Request::Leaving { .. } => 4,
+        Request::GetPredecessor => 5,
+        Request::Introduce { .. } => 6,
+    }
+}
+
+/// The exact size of a message's postcard encoding, however large.
+fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
+    postcard::serialize_with_flavor::<T, postcard::ser_flavors::Size, usize>(
+        value,
+        postcard::ser_flavors::Size::default(),
+    )
+    .unwrap_or(0) // Only a type that cannot be encoded fails: none of ours.
+}
+
 /// How many traced events are kept for `--replay`.
 const TRACE_LEN: usize = 400;
 
@@ -145,6 +178,10 @@ pub struct Counters {
     pub join_failures: u64,
     /// Peers judged dead by a node (after `misses_to_dead` misses in a row).
     pub peer_failures: u64,
+    /// Messages and bytes by request kind ([`REQUEST_KINDS`]); a response
+    /// counts with its request.
+    pub kind_messages: [u64; REQUEST_KINDS.len()],
+    pub kind_bytes: [u64; REQUEST_KINDS.len()],
     /// Members that lost every neighbour at once.
     pub isolations: u64,
     /// Of the peers judged dead, those that were alive (running, not leaving): false deaths.
@@ -181,7 +218,6 @@ pub struct Sim {
     pub outcomes: Vec<LookupOutcome>,
     pub counters: Counters,
     next_address: u32,
-    encode_buffer: Vec<u8>,
     trace: Option<VecDeque<String>>,
 }
 
@@ -207,7 +243,6 @@ impl Sim {
             outcomes: Vec::new(),
             counters: Counters::default(),
             next_address: 1,
-            encode_buffer: vec![0; 64 * 1024],
             trace: None,
         }
     }
@@ -427,9 +462,10 @@ impl Sim {
         match message {
             Message::Request { rpc, request } => {
                 let me = node.core.me();
+                let kind = request_kind(&request);
                 let response = node.core.handle_request(now, from, request);
                 self.drain(to);
-                self.transmit(me, from.id, Message::Response { rpc, response });
+                self.transmit(me, from.id, kind, Message::Response { rpc, response });
             }
             Message::Response { rpc, response } => {
                 node.core.handle_response(now, rpc, response);
@@ -453,18 +489,16 @@ impl Sim {
         self.drain(id);
     }
 
-    fn transmit(&mut self, from: Peer, to: NodeId, message: Message) {
-        self.counters.messages += 1;
+    /// Sends a message of request kind `kind` (see [`REQUEST_KINDS`]).
+    fn transmit(&mut self, from: Peer, to: NodeId, kind: usize, message: Message) {
         let size = match &message {
-            Message::Request { request, .. } => {
-                postcard::to_slice(request, &mut self.encode_buffer).map(|b| b.len())
-            }
-            Message::Response { response, .. } => {
-                postcard::to_slice(response, &mut self.encode_buffer).map(|b| b.len())
-            }
-        }
-        .unwrap_or(0);
-        self.counters.bytes += (size + WIRE_OVERHEAD) as u64;
+            Message::Request { request, .. } => encoded_len(request),
+            Message::Response { response, .. } => encoded_len(response),
+        } + WIRE_OVERHEAD;
+        self.counters.messages += 1;
+        self.counters.bytes += size as u64;
+        self.counters.kind_messages[kind] += 1;
+        self.counters.kind_bytes[kind] += size as u64;
         let now = self.now;
         let cut = self
             .partitions
@@ -491,7 +525,8 @@ impl Sim {
             match action {
                 Action::Send { rpc, to, request } => {
                     self.note(|| format!("{} -> {} {request:?}", me.id.short(), to.id.short()));
-                    self.transmit(me, to.id, Message::Request { rpc, request });
+                    let kind = request_kind(&request);
+                    self.transmit(me, to.id, kind, Message::Request { rpc, request });
                 }
                 Action::LookupDone { lookup, result } => {
                     if self.lookups.remove(&(id, lookup)) {
@@ -555,7 +590,9 @@ impl Sim {
                     self.detection_delays.push(self.now.saturating_sub(crashed));
                 }
             }
-            RingEvent::SuccessorChanged { .. } | RingEvent::PredecessorChanged { .. } => {}
+            RingEvent::SuccessorChanged { .. }
+            | RingEvent::PredecessorChanged { .. }
+            | RingEvent::RangeChanged { .. } => {}
         }
     }
 

@@ -84,8 +84,11 @@ impl RingNode {
                 self.config.join_timeout
             );
             self.phase = Phase::JoinFailed;
-            self.table =
-                crate::routing::RoutingTable::new(self.me(), self.config.successor_list_len);
+            self.table = crate::routing::RoutingTable::new(
+                self.me(),
+                self.config.successor_list_len,
+                self.config.replicas,
+            );
             self.actions
                 .push_back(Action::Event(RingEvent::JoinFailed { reason }));
             return;

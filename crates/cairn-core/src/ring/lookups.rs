@@ -161,11 +161,18 @@ impl RingNode {
         match running.kind {
             LookupKind::User => {
                 let lookup = &running.lookup;
-                let result = result.map(|owner| LookupAnswer {
-                    target: lookup.target(),
-                    node: self.first_live(&owner),
-                    hops: lookup.hops(),
-                    elapsed: now.saturating_sub(lookup.started()),
+                let result = result.map(|owner| {
+                    let mut live = self
+                        .live_in_order(std::iter::once(&owner.node).chain(&owner.next), None)
+                        .collect::<Vec<Peer>>()
+                        .into_iter();
+                    LookupAnswer {
+                        target: lookup.target(),
+                        node: live.next().unwrap_or(owner.node),
+                        next: live.collect(),
+                        hops: lookup.hops(),
+                        elapsed: now.saturating_sub(lookup.started()),
+                    }
                 });
                 self.actions
                     .push_back(Action::LookupDone { lookup: id, result });

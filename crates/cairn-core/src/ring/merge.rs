@@ -157,17 +157,13 @@ impl RingNode {
             Some(successor) => between_open(me.id.id(), found.id.id(), successor.id.id()),
         };
         if closer {
-            self.send(now, found, Request::GetState, Purpose::MergeCandidate);
+            let request = self.state_request(found);
+            self.send(now, found, request, Purpose::Closer);
         }
     }
 
     /// The node a merge probe found answered: adopt it if it is still closer.
-    pub(super) fn on_merge_candidate_state(
-        &mut self,
-        now: Duration,
-        from: Peer,
-        its_successors: &[Peer],
-    ) {
+    pub(super) fn on_closer_state(&mut self, now: Duration, from: Peer, its_successors: &[Peer]) {
         let me = self.me().id.id();
         let still_closer = self
             .table

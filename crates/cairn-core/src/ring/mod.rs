@@ -47,8 +47,9 @@ use crate::config::RingConfig;
 use crate::id::{Id, NodeId};
 use crate::liveness::{Liveness, Verdict};
 use crate::lookup::{LookupError, Owner};
+use crate::range::KeyRange;
 use crate::rng::Rng;
-use crate::routing::RoutingTable;
+use crate::routing::{RoutingTable, fingerprint};
 use crate::rtt::RttEstimator;
 use crate::wire::{Peer, Request, Response};
 use lookups::RunningLookup;
@@ -93,6 +94,9 @@ pub struct LookupAnswer {
     pub target: Id,
     /// successor(target).
     pub node: Peer,
+    /// The nodes after it, as the answerer knew them, without those this
+    /// node believes dead: with `node`, the replica set of the target.
+    pub next: Vec<Peer>,
     /// Nodes that answered on the way (0 when this node knew the answer).
     pub hops: u32,
     pub elapsed: Duration,
@@ -121,6 +125,14 @@ pub enum RingEvent {
     PredecessorChanged {
         predecessor: Option<Peer>,
     },
+    /// What this node must hold changed: the keys in `held`, (R-th
+    /// predecessor, me] (the whole ring while fewer than R predecessors are
+    /// known), and `replicas`, me and my first R - 1 successors, the nodes
+    /// that hold the keys this node owns.
+    RangeChanged {
+        held: KeyRange,
+        replicas: Vec<Peer>,
+    },
     /// A peer missed `misses_to_dead` requests in a row: judged dead and
     /// dropped from the routing table.
     PeerFailed {
@@ -145,6 +157,14 @@ pub enum Phase {
     Leaving { awaiting: usize },
     /// Gone: answers nothing but errors, schedules nothing.
     Left,
+}
+
+/// A peer's successor list as last received, with its fingerprint.
+#[derive(Clone, Debug)]
+struct HeldList {
+    from: NodeId,
+    fingerprint: u64,
+    peers: Vec<Peer>,
 }
 
 /// One node's view of the ring and the work it has under way.
@@ -177,9 +197,17 @@ pub struct RingNode {
     acquaintances: VecDeque<Peer>,
     /// True once this node had a successor: an isolated node that was a member rejoins.
     was_member: bool,
+    /// The successor list last received from a node, with its fingerprint:
+    /// its next answer may say "unchanged" instead of sending it again.
+    successor_state: Option<HeldList>,
+    /// The fingerprint of the predecessor list my predecessor sent me.
+    predecessors_from: Option<(NodeId, u64)>,
+    /// The fingerprint of my predecessor list that my successor holds.
+    successor_holds: Option<(NodeId, u64)>,
     /// What the caller was last told, so that changes become events.
     reported_successor: Option<Peer>,
     reported_predecessor: Option<Peer>,
+    reported_range: Option<(KeyRange, Vec<Peer>)>,
     actions: VecDeque<Action>,
 }
 
@@ -187,7 +215,7 @@ impl RingNode {
     /// A node alone on its own ring (its own successor) until it joins or is joined.
     pub fn new(me: Peer, config: RingConfig, seed: u64, now: Duration) -> RingNode {
         let mut node = RingNode {
-            table: RoutingTable::new(me, config.successor_list_len),
+            table: RoutingTable::new(me, config.successor_list_len, config.replicas),
             rtt: RttEstimator::new(config.rto.clone()),
             phase: Phase::Active,
             rng: Rng::new(seed),
@@ -204,8 +232,12 @@ impl RingNode {
             probes: 0,
             acquaintances: VecDeque::new(),
             was_member: false,
+            successor_state: None,
+            predecessors_from: None,
+            successor_holds: None,
             reported_successor: None,
             reported_predecessor: None,
+            reported_range: None,
             actions: VecDeque::new(),
             config,
         };
@@ -249,6 +281,25 @@ impl RingNode {
         self.rtt.sample_network(rtt);
     }
 
+    /// The keys this node must hold: (R-th predecessor, me], or the whole
+    /// ring while it knows fewer than R predecessors (a small ring, or a
+    /// list still being learned: holding more is the safe side).
+    pub fn held_range(&self) -> KeyRange {
+        let me = self.me().id.id();
+        match self.table.predecessors().get(self.config.replicas - 1) {
+            Some(last) => KeyRange::new(last.id.id(), me),
+            None => KeyRange::whole(),
+        }
+    }
+
+    /// The nodes that hold the keys this node owns: me and my first R - 1 successors.
+    pub fn replica_set(&self) -> Vec<Peer> {
+        std::iter::once(self.me())
+            .chain(self.table.successors().iter().copied())
+            .take(self.config.replicas)
+            .collect()
+    }
+
     /// True if `id` missed a request recently and was not heard from since.
     pub fn is_dead(&self, id: NodeId) -> bool {
         self.liveness.is_dead(id)
@@ -287,7 +338,7 @@ impl RingNode {
         if matches!(self.phase, Phase::Joining { .. })
             && matches!(
                 request,
-                Request::GetState | Request::Notify | Request::FindSuccessor { .. }
+                Request::GetState { .. } | Request::Notify | Request::FindSuccessor { .. }
             )
         {
             // Not a member yet: serving as someone's bootstrap or successor now
@@ -297,11 +348,7 @@ impl RingNode {
             };
         }
         let response = match request {
-            Request::GetState => Response::State {
-                predecessor: self.table.predecessor(),
-                successors: self.table.successors().to_vec(),
-                http: self.config.http.clone(),
-            },
+            Request::GetState { have, predecessors } => self.answer_state(from, have, predecessors),
             Request::Notify => {
                 self.on_notify(now, from);
                 Response::Ack
@@ -323,6 +370,10 @@ impl RingNode {
                 successors,
             } => {
                 self.on_leaving(now, from, predecessor, successors);
+                Response::Ack
+            }
+            Request::Introduce { node } => {
+                self.on_introduced(now, node);
                 Response::Ack
             }
         };
@@ -354,18 +405,26 @@ impl RingNode {
                 Response::State {
                     predecessor,
                     successors,
+                    have_predecessors,
                     ..
                 },
-            ) => self.on_successor_state(now, from, predecessor, &successors),
+            ) => {
+                let successors = self.take_state(from, successors, have_predecessors);
+                self.on_successor_state(now, from, predecessor, &successors);
+            }
             (
                 Purpose::StabilizeCandidate,
                 Response::State {
                     predecessor,
                     successors,
+                    have_predecessors,
                     ..
                 },
-            ) => self.on_candidate_state(now, from, predecessor, &successors),
-            (Purpose::Notify, Response::Ack) => {}
+            ) => {
+                let successors = self.take_state(from, successors, have_predecessors);
+                self.on_candidate_state(now, from, predecessor, &successors);
+            }
+            (Purpose::Notify | Purpose::Introduce, Response::Ack) => {}
             (Purpose::CheckPredecessor, Response::Pong) => {
                 self.timers.set_busy(Timer::CheckPredecessor, false);
             }
@@ -385,8 +444,16 @@ impl RingNode {
             (Purpose::CheckFinger(index), Response::Predecessor { predecessor }) => {
                 self.on_finger_predecessor(now, from, index, predecessor);
             }
-            (Purpose::MergeCandidate, Response::State { successors, .. }) => {
-                self.on_merge_candidate_state(now, from, &successors);
+            (
+                Purpose::Closer,
+                Response::State {
+                    successors,
+                    have_predecessors,
+                    ..
+                },
+            ) => {
+                let successors = self.take_state(from, successors, have_predecessors);
+                self.on_closer_state(now, from, &successors);
             }
             (Purpose::Probe, Response::Pong) => {}
             (purpose, _) => {
@@ -485,6 +552,70 @@ impl RingNode {
         rpc
     }
 
+    /// The request for a node's state: what this node already holds of its
+    /// list (so that an unchanged list is not sent again), and this node's
+    /// predecessor list if that node does not hold the current one.
+    fn state_request(&self, to: Peer) -> Request {
+        let have = match &self.successor_state {
+            Some(held) if held.from == to.id => held.fingerprint,
+            _ => 0,
+        };
+        let mine = self.table.predecessors();
+        let holds_mine = self.successor_holds == Some((to.id, fingerprint(mine)));
+        Request::GetState {
+            have,
+            predecessors: (!holds_mine).then(|| mine.to_vec()),
+        }
+    }
+
+    /// Answers `GetState`: takes the asker's predecessor list if it is my
+    /// predecessor, and sends my successor list unless it holds it already.
+    fn answer_state(&mut self, from: Peer, have: u64, predecessors: Option<Vec<Peer>>) -> Response {
+        let from_predecessor = self.table.predecessor().is_some_and(|p| p.id == from.id);
+        if let Some(list) = predecessors
+            && from_predecessor
+        {
+            self.table.adopt_predecessors(from, &list);
+            self.predecessors_from = Some((from.id, fingerprint(&list)));
+        }
+        let have_predecessors = match self.predecessors_from {
+            Some((id, held)) if id == from.id && from_predecessor => held,
+            _ => 0,
+        };
+        let successors = self.table.successors();
+        let unchanged = have != 0 && have == fingerprint(successors);
+        Response::State {
+            predecessor: self.table.predecessor(),
+            successors: (!unchanged).then(|| successors.to_vec()),
+            have_predecessors,
+            http: self.config.http.clone(),
+        }
+    }
+
+    /// The successor list of a `State` answer from `from` (the one held
+    /// already if it said "unchanged"), and what it holds of mine.
+    fn take_state(&mut self, from: Peer, successors: Option<Vec<Peer>>, holds: u64) -> Vec<Peer> {
+        self.successor_holds = Some((from.id, holds));
+        match successors {
+            Some(list) => {
+                self.successor_state = Some(HeldList {
+                    from: from.id,
+                    fingerprint: fingerprint(&list),
+                    peers: list.clone(),
+                });
+                list
+            }
+            None => match &self.successor_state {
+                Some(held) if held.from == from.id => held.peers.clone(),
+                // "Unchanged" from a list we never held: take none, ask anew next time.
+                _ => {
+                    self.successor_state = None;
+                    Vec::new()
+                }
+            },
+        }
+    }
+
     /// A ring request failed or timed out: evidence against the peer's
     /// liveness, weighed by [`Liveness`]; the work it was for goes on without it.
     fn on_failed(&mut self, now: Duration, peer: Peer, purpose: Purpose) {
@@ -537,7 +668,11 @@ impl RingNode {
                 self.drive_lookup(now, id);
             }
             // A leave counts answers and failures alike (see `on_failed`).
-            Purpose::Leave | Purpose::Notify | Purpose::MergeCandidate | Purpose::Probe => {}
+            Purpose::Leave
+            | Purpose::Notify
+            | Purpose::Closer
+            | Purpose::Introduce
+            | Purpose::Probe => {}
         }
     }
 
@@ -598,6 +733,17 @@ impl RingNode {
             self.reported_predecessor = predecessor;
             self.actions
                 .push_back(Action::Event(RingEvent::PredecessorChanged { predecessor }));
+        }
+        let held = self.held_range();
+        let replicas = self.replica_set();
+        let changed = self
+            .reported_range
+            .as_ref()
+            .is_none_or(|(h, r)| *h != held || *r != replicas);
+        if changed {
+            self.reported_range = Some((held, replicas.clone()));
+            self.actions
+                .push_back(Action::Event(RingEvent::RangeChanged { held, replicas }));
         }
     }
 }

@@ -23,8 +23,11 @@ pub(super) enum Purpose {
     CheckPredecessor,
     Lookup(LookupId),
     Leave,
-    /// Checking a node that a merge lookup found between me and my successor.
-    MergeCandidate,
+    /// Checking a node found between me and my successor (by a merge probe,
+    /// or introduced by my successor) before adopting it.
+    Closer,
+    /// Telling my old predecessor of a node that joined between us.
+    Introduce,
     /// Asking finger i for its predecessor: if the finger's start still lies
     /// between that predecessor and the finger, it is still right.
     CheckFinger(u8),

@@ -36,7 +36,8 @@ impl RingNode {
         self.was_member |= self.phase == Phase::Active;
         if let Some(successor) = self.table.successor() {
             self.timers.set_busy(Timer::Stabilize, true);
-            self.send(now, successor, Request::GetState, Purpose::Stabilize);
+            let request = self.state_request(successor);
+            self.send(now, successor, request, Purpose::Stabilize);
         }
     }
 
@@ -80,12 +81,8 @@ impl RingNode {
                 // missed a request lately: it may have restarted, and asking is
                 // the liveness test; its answer clears the mark.)
                 self.timers.set_busy(Timer::Stabilize, true);
-                self.send(
-                    now,
-                    candidate,
-                    Request::GetState,
-                    Purpose::StabilizeCandidate,
-                );
+                let request = self.state_request(candidate);
+                self.send(now, candidate, request, Purpose::StabilizeCandidate);
             }
             // It already knows me as its predecessor: nothing to tell it.
             Some(known) if known.id == self.me().id => {}
@@ -112,7 +109,8 @@ impl RingNode {
             Some(closer)
                 if closer.id != me && between_open(me.id(), closer.id.id(), from.id.id()) =>
             {
-                self.send(now, closer, Request::GetState, Purpose::StabilizeCandidate);
+                let request = self.state_request(closer);
+                self.send(now, closer, request, Purpose::StabilizeCandidate);
             }
             _ => {
                 self.send(now, from, Request::Notify, Purpose::Notify);
@@ -139,7 +137,8 @@ impl RingNode {
 
     pub(super) fn on_notify(&mut self, now: Duration, from: Peer) {
         let me = self.me().id.id();
-        let adopt = match self.table.predecessor() {
+        let previous = self.table.predecessor();
+        let adopt = match previous {
             None => true,
             Some(current) => {
                 self.liveness.is_dead(current.id) || between_open(current.id.id(), from.id.id(), me)
@@ -147,11 +146,44 @@ impl RingNode {
         };
         if adopt {
             self.table.set_predecessor(Some(from));
+            // A newcomer between my old predecessor and me: the old one still
+            // names me as successor(x) for the newcomer's range until it
+            // learns of it; tell it now.
+            if let Some(old) = previous
+                && old.id != from.id
+                && !self.liveness.is_dead(old.id)
+                && self.phase == Phase::Active
+            {
+                self.send(
+                    now,
+                    old,
+                    Request::Introduce { node: from },
+                    Purpose::Introduce,
+                );
+            }
         }
         if self.table.successor().is_none() {
             // Alone until now: the notifier, which just proved it is alive, closes the ring.
             self.table.adopt_successors(from, &[], |_| true);
             self.stabilize(now);
+        }
+    }
+
+    /// My successor says `node` joined between us: check it now (it is
+    /// adopted only once it answered, as in stabilization).
+    pub(super) fn on_introduced(&mut self, now: Duration, node: Peer) {
+        let me = self.me().id.id();
+        let closer = self
+            .table
+            .successor()
+            .is_some_and(|s| between_open(me, node.id.id(), s.id.id()));
+        if closer
+            && self.phase == Phase::Active
+            && node.id != self.me().id
+            && !self.config.faults.stabilize_ignores_predecessor
+        {
+            let request = self.state_request(node);
+            self.send(now, node, request, Purpose::Closer);
         }
     }
 
