@@ -1,19 +1,25 @@
 //! # cairn-core
 //!
 //! The pure logic of Cairn: no IO, no async, no clock, no global RNG. Time comes
-//! in as an argument (`now`, a [`std::time::Duration`] since an origin the
-//! caller picks) and randomness from a seed given at construction. The tokio
-//! node (`cairn-node`) and the simulator (`cairn-sim`) drive the same code.
+//! in as an argument ([`host::Time`]: a monotonic `now` since an origin the
+//! caller picks, and wall-clock milliseconds for versions) and randomness from
+//! a seed given at construction. The tokio node (`cairn-node`) and the
+//! simulator (`cairn-sim`) drive the same [`Host`].
 //!
 //! Map of the modules:
 //!
+//! - [`host`]: the host the node and the simulator drive: owns the state
+//!   machines, routes requests, answers, failures and timers to each, and
+//!   lets a machine answer a request later.
+//! - [`rpc`]: the ids of requests in flight, sent and received.
 //! - [`id`]: 256-bit ring points and the `NodeId` / `KeyId` newtypes.
 //! - [`interval`]: open and half-open intervals that wrap around the ring.
 //! - [`range`]: ranges of key ids, (after, through], and their segments.
 //! - [`routing`]: the routing table: predecessor, successor list, fingers.
 //! - [`lookup`]: one iterative lookup as a small state machine.
-//! - [`ring`]: the membership state machine (join, stabilize, notify, leave)
-//!   that owns a routing table and drives lookups.
+//! - [`ring`]: the membership state machine (join, stabilize, notify, leave,
+//!   fingers, merge probes) that owns a routing table and drives lookups;
+//!   one child module per concept.
 //! - [`liveness`]: which peers are believed dead, from what evidence.
 //! - [`rtt`]: adaptive request timeouts from measured round trips.
 //! - [`limits`]: limits on client input (key length), named and checked at the edge.
@@ -30,6 +36,7 @@
 pub mod api;
 pub mod config;
 pub mod digest;
+pub mod host;
 pub mod id;
 pub mod interval;
 pub mod limits;
@@ -40,11 +47,14 @@ pub mod record;
 pub mod ring;
 pub mod rng;
 pub mod routing;
+pub mod rpc;
 pub mod rtt;
 pub mod version;
 pub mod wire;
 
 pub use config::{Faults, RingConfig};
+pub use host::{Action, Event, Host, Reply, Time};
 pub use id::{Id, KeyId, NodeId};
-pub use ring::{Action, LookupAnswer, LookupId, Phase, RingEvent, RingNode, RpcId};
+pub use ring::{LookupAnswer, LookupId, Phase, RingEvent, RingNode};
+pub use rpc::{InboundId, RpcId};
 pub use wire::Peer;

@@ -6,9 +6,13 @@
 //! probes it, one probe at a time, and only `misses_to_dead` misses in a row
 //! (the first one and the probes after it) make it *dead*. Misses of other
 //! requests while a probe is under way are not counted again: they overlap
-//! the probe in time and are not independent evidence. (SWIM's suspicion,
-//! with direct probes in sequence; Chord's successor lists give the ring
-//! enough other peers to route around a suspect meanwhile.)
+//! the probe in time and are not independent evidence. At the first miss the
+//! ring also asks another node to probe the suspect (SWIM's indirect probe);
+//! if that node reports an answer, the count starts again, once per
+//! suspicion: a chance loss then needs twice the misses to kill a live peer,
+//! while a peer this node cannot reach itself is still given up in the end
+//! (a successor must answer *this* node to be of use). Chord's successor
+//! lists give the ring enough other peers to route around a suspect meanwhile.
 //!
 //! Invariants:
 //! - a peer is dead only after `misses_to_dead` consecutive misses, or
@@ -28,8 +32,13 @@ use std::time::Duration;
 /// What this node believes of one peer that is not simply alive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Belief {
-    /// It missed `misses` requests in a row; a probe may be under way.
-    Suspect { misses: u32, probing: bool },
+    /// It missed `misses` requests in a row; a probe may be under way;
+    /// `reprieved` once another node reported an answer from it.
+    Suspect {
+        misses: u32,
+        probing: bool,
+        reprieved: bool,
+    },
     /// It missed too many in a row.
     Dead { since: Duration },
     /// It said it leaves (or cannot serve the ring).
@@ -39,8 +48,9 @@ enum Belief {
 /// What a miss leads to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Suspect: send a probe now (`probe`), or one is already under way.
-    Suspect { probe: bool },
+    /// Suspect: send a probe now (`probe`), or one is already under way;
+    /// `first` if the suspicion starts with this miss (ask another node too).
+    Suspect { probe: bool, first: bool },
     /// Judged dead by this miss: drop it.
     Dead,
     /// Dead or departed already: nothing new.
@@ -76,6 +86,17 @@ impl Liveness {
         )
     }
 
+    /// What this node believes of `id`, in the words of the HTTP API.
+    pub fn state_of(&self, id: NodeId) -> crate::api::MemberState {
+        use crate::api::MemberState;
+        match self.beliefs.get(&id) {
+            None => MemberState::Alive,
+            Some(Belief::Suspect { .. }) => MemberState::Suspect,
+            Some(Belief::Dead { .. }) => MemberState::Dead,
+            Some(Belief::Departed { .. }) => MemberState::Leaving,
+        }
+    }
+
     /// True if `id` missed a request lately and is being probed.
     pub fn is_suspect(&self, id: NodeId) -> bool {
         matches!(self.beliefs.get(&id), Some(Belief::Suspect { .. }))
@@ -92,14 +113,19 @@ impl Liveness {
 
     /// A request to `id` timed out or failed; `by_probe` if it was a probe.
     pub fn missed(&mut self, now: Duration, id: NodeId, by_probe: bool) -> Verdict {
-        let misses = match self.beliefs.get(&id) {
+        let (misses, reprieved) = match self.beliefs.get(&id) {
             Some(Belief::Dead { .. } | Belief::Departed { .. }) => return Verdict::AlreadyGone,
             // Overlaps the probe under way: not independent evidence.
             Some(Belief::Suspect { probing: true, .. }) if !by_probe => {
-                return Verdict::Suspect { probe: false };
+                return Verdict::Suspect {
+                    probe: false,
+                    first: false,
+                };
             }
-            Some(Belief::Suspect { misses, .. }) => misses + 1,
-            None => 1,
+            Some(Belief::Suspect {
+                misses, reprieved, ..
+            }) => (misses + 1, *reprieved),
+            None => (1, false),
         };
         if misses >= self.misses_to_dead {
             self.beliefs.insert(id, Belief::Dead { since: now });
@@ -110,9 +136,27 @@ impl Liveness {
             Belief::Suspect {
                 misses,
                 probing: true,
+                reprieved,
             },
         );
-        Verdict::Suspect { probe: true }
+        Verdict::Suspect {
+            probe: true,
+            first: misses == 1 && !reprieved,
+        }
+    }
+
+    /// Another node reports that suspect `id` answered it: the count of
+    /// misses starts again, once per suspicion. (A verdict of dead stands:
+    /// only `id`'s own word to this node revokes it.)
+    pub fn reported_alive(&mut self, id: NodeId) {
+        if let Some(Belief::Suspect {
+            misses, reprieved, ..
+        }) = self.beliefs.get_mut(&id)
+            && !*reprieved
+        {
+            *misses = 0;
+            *reprieved = true;
+        }
     }
 
     /// `id` said it leaves the ring, or answered that it cannot serve it.
@@ -154,7 +198,10 @@ mod tests {
         let mut liveness = Liveness::new(3, at(30_000));
         assert_eq!(
             liveness.missed(at(0), id(1), false),
-            Verdict::Suspect { probe: true }
+            Verdict::Suspect {
+                probe: true,
+                first: true
+            }
         );
         assert!(liveness.is_suspect(id(1)));
         assert!(!liveness.is_dead(id(1)));
@@ -167,7 +214,10 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(
                 liveness.missed(at(1), id(1), false),
-                Verdict::Suspect { probe: false }
+                Verdict::Suspect {
+                    probe: false,
+                    first: false
+                }
             );
         }
         assert!(!liveness.is_dead(id(1)));
@@ -179,7 +229,10 @@ mod tests {
         liveness.missed(at(0), id(1), false);
         assert_eq!(
             liveness.missed(at(300), id(1), true),
-            Verdict::Suspect { probe: true }
+            Verdict::Suspect {
+                probe: true,
+                first: false
+            }
         );
         assert_eq!(liveness.missed(at(600), id(1), true), Verdict::Dead);
         assert!(liveness.is_dead(id(1)));
@@ -196,9 +249,40 @@ mod tests {
         liveness.missed(at(600), id(1), false);
         assert_eq!(
             liveness.missed(at(900), id(1), true),
-            Verdict::Suspect { probe: true },
+            Verdict::Suspect {
+                probe: true,
+                first: false
+            },
             "the count started again"
         );
+    }
+
+    #[test]
+    fn a_report_from_another_node_restarts_the_count_once() {
+        let mut liveness = Liveness::new(3, at(30_000));
+        liveness.missed(at(0), id(1), false);
+        liveness.missed(at(300), id(1), true);
+        liveness.reported_alive(id(1));
+        liveness.missed(at(600), id(1), true);
+        assert!(
+            !liveness.is_dead(id(1)),
+            "reprieved: the count started again"
+        );
+        liveness.reported_alive(id(1));
+        liveness.missed(at(900), id(1), true);
+        assert_eq!(
+            liveness.missed(at(1200), id(1), true),
+            Verdict::Dead,
+            "a second report does not save a peer this node cannot reach"
+        );
+    }
+
+    #[test]
+    fn a_report_does_not_revoke_a_dead_verdict() {
+        let mut liveness = Liveness::new(1, at(30_000));
+        liveness.missed(at(0), id(1), false);
+        liveness.reported_alive(id(1));
+        assert!(liveness.is_dead(id(1)));
     }
 
     #[test]

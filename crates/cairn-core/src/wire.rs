@@ -75,6 +75,10 @@ pub enum Request {
     /// predecessor when a newcomer became its predecessor, so that the old
     /// one checks the newcomer now rather than at its next stabilization.
     Introduce { node: Peer },
+    /// "Ping `target` for me": answered `Pong` once the target answered, or
+    /// `Error` if it did not (SWIM's indirect probe of a suspect, through a
+    /// path other than the asker's own).
+    ProbeFor { target: Peer },
 }
 
 /// What a node answers.
@@ -166,6 +170,14 @@ mod tests {
         assert_eq!(
             encode(&Request::Introduce { node: peer(6) }),
             format!("06{}007f000001d836", "06".repeat(32))
+        );
+    }
+
+    #[test]
+    fn golden_bytes_of_indirect_probes() {
+        assert_eq!(
+            encode(&Request::ProbeFor { target: peer(8) }),
+            format!("07{}007f000001d836", "08".repeat(32))
         );
     }
 

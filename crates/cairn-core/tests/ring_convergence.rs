@@ -2,8 +2,12 @@
 //! clock: joins, crashes, leaves and restarts, checked against the true
 //! membership. Small and fast; the large runs belong to the simulator.
 
+use cairn_core::api::MemberState;
+use cairn_core::ring::walk::WalkedMember;
 use cairn_core::wire::{Request, Response};
-use cairn_core::{Action, Id, NodeId, Peer, RingConfig, RingEvent, RingNode, RpcId};
+use cairn_core::{
+    Action, Event, Host, Id, InboundId, NodeId, Peer, Reply, RingConfig, RingEvent, RpcId, Time,
+};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
@@ -26,7 +30,12 @@ enum Delivery {
 
 struct Net {
     now: Duration,
-    nodes: BTreeMap<NodeId, RingNode>,
+    nodes: BTreeMap<NodeId, Host>,
+    /// Requests answered later: (answering node, inbound id) -> (asker, its rpc).
+    deferred: BTreeMap<(NodeId, InboundId), (NodeId, RpcId)>,
+    walks: BTreeMap<(NodeId, u64), Vec<WalkedMember>>,
+    /// How many of the next requests to each node are lost on the way.
+    lose_requests_to: BTreeMap<NodeId, u32>,
     queue: BinaryHeap<Reverse<(Duration, u64)>>,
     in_flight: BTreeMap<u64, Delivery>,
     seq: u64,
@@ -52,6 +61,9 @@ impl Net {
         Net {
             now: Duration::ZERO,
             nodes: BTreeMap::new(),
+            deferred: BTreeMap::new(),
+            walks: BTreeMap::new(),
+            lose_requests_to: BTreeMap::new(),
             queue: BinaryHeap::new(),
             in_flight: BTreeMap::new(),
             seq: 0,
@@ -64,9 +76,9 @@ impl Net {
 
     fn start(&mut self, n: u64, via: Option<u64>) -> NodeId {
         let me = peer(n);
-        let mut node = RingNode::new(me, self.config.clone(), n, self.now);
+        let mut node = Host::new(me, self.config.clone(), n, time(self.now));
         if let Some(via) = via {
-            node.join(self.now, &[peer(via)]);
+            node.join(time(self.now), &[peer(via)]);
         }
         self.nodes.insert(me.id, node);
         self.drain(me.id);
@@ -95,7 +107,7 @@ impl Net {
     fn leave(&mut self, n: u64) {
         let id = peer(n).id;
         if let Some(node) = self.nodes.get_mut(&id) {
-            node.leave(self.now);
+            node.leave(time(self.now));
         }
         self.drain(id);
     }
@@ -126,10 +138,22 @@ impl Net {
                         request,
                     })
                 }
+                Action::Respond { inbound, response } => {
+                    if let Some((asker, rpc)) = self.deferred.remove(&(id, inbound)) {
+                        self.schedule(Delivery::Response {
+                            to: asker,
+                            rpc,
+                            response,
+                        });
+                    }
+                }
                 Action::LookupDone { lookup, result } => {
                     self.lookups.insert((id, lookup), result);
                 }
-                Action::Event(event) => self.events.push((id, event)),
+                Action::WalkDone { walk, members } => {
+                    self.walks.insert((id, walk), members);
+                }
+                Action::Event(Event::Ring(event)) => self.events.push((id, event)),
             }
         }
     }
@@ -154,24 +178,37 @@ impl Net {
                         rpc,
                         request,
                     } => {
+                        if let Some(left) = self.lose_requests_to.get_mut(&to)
+                            && *left > 0
+                        {
+                            *left -= 1;
+                            continue;
+                        }
                         let now = self.now;
                         let Some(node) = self.nodes.get_mut(&to) else {
                             continue;
                         };
-                        let response = node.handle_request(now, from, request);
-                        self.drain(to);
-                        self.schedule(Delivery::Response {
-                            to: from.id,
-                            rpc,
-                            response,
-                        });
+                        match node.handle_request(time(now), from, request) {
+                            Reply::Now(response) => {
+                                self.drain(to);
+                                self.schedule(Delivery::Response {
+                                    to: from.id,
+                                    rpc,
+                                    response,
+                                });
+                            }
+                            Reply::Later(inbound) => {
+                                self.deferred.insert((to, inbound), (from.id, rpc));
+                                self.drain(to);
+                            }
+                        }
                     }
                     Delivery::Response { to, rpc, response } => {
                         let now = self.now;
                         let Some(node) = self.nodes.get_mut(&to) else {
                             continue;
                         };
-                        node.handle_response(now, rpc, response);
+                        node.handle_response(time(now), rpc, response);
                         self.drain(to);
                     }
                 }
@@ -181,7 +218,7 @@ impl Net {
                 let now = self.now;
                 let node = self.nodes.get_mut(&id).expect("node");
                 if node.poll_timeout().is_some_and(|t| t <= now) {
-                    node.handle_timeout(now);
+                    node.handle_timeout(time(now));
                     self.drain(id);
                 }
             }
@@ -206,15 +243,16 @@ impl Net {
                         "{} {:?} pred {:?} succ {:?} dead-known {:?}",
                         node.me().id.short(),
                         node.phase(),
-                        node.routing().predecessor().map(|p| p.id.short()),
-                        node.routing()
+                        node.ring().routing().predecessor().map(|p| p.id.short()),
+                        node.ring()
+                            .routing()
                             .successors()
                             .iter()
                             .map(|p| p.id.short())
                             .collect::<Vec<_>>(),
                         self.nodes
                             .keys()
-                            .filter(|id| node.is_dead(**id))
+                            .filter(|id| node.ring().is_dead(**id))
                             .map(|id| id.short())
                             .collect::<Vec<_>>(),
                     );
@@ -236,7 +274,7 @@ impl Net {
         for (i, node) in self.nodes.values().enumerate() {
             let me = node.me();
             let expected: Vec<Peer> = (1..=list_len).map(|k| live[(i + k) % count]).collect();
-            let got = node.routing().successors().to_vec();
+            let got = node.ring().routing().successors().to_vec();
             if got != expected {
                 return Err(format!(
                     "{} successors {:?}, expected {:?}",
@@ -246,11 +284,11 @@ impl Net {
                 ));
             }
             let expected_predecessor = (count > 1).then(|| live[(i + count - 1) % count]);
-            if node.routing().predecessor() != expected_predecessor {
+            if node.ring().routing().predecessor() != expected_predecessor {
                 return Err(format!(
                     "{} has predecessor {:?}",
                     me.id.short(),
-                    node.routing().predecessor()
+                    node.ring().routing().predecessor()
                 ));
             }
             if *node.phase() != cairn_core::Phase::Active {
@@ -268,6 +306,24 @@ impl Net {
             .unwrap_or(live[0])
     }
 
+    /// Walks the ring from node `from` and runs until the walk ends.
+    fn walk(&mut self, from: NodeId) -> Vec<WalkedMember> {
+        let now = self.now;
+        let id = self
+            .nodes
+            .get_mut(&from)
+            .expect("node")
+            .start_walk(time(now));
+        self.drain(from);
+        for _ in 0..4000 {
+            if let Some(members) = self.walks.remove(&(from, id)) {
+                return members;
+            }
+            self.run(STEP);
+        }
+        panic!("walk did not finish");
+    }
+
     /// Starts a lookup at node `from` and runs until it finishes.
     fn lookup(&mut self, from: NodeId, target: Id) -> cairn_core::LookupAnswer {
         let now = self.now;
@@ -275,7 +331,7 @@ impl Net {
             .nodes
             .get_mut(&from)
             .expect("node")
-            .start_lookup(now, target);
+            .start_lookup(time(now), target);
         self.drain(from);
         for _ in 0..2000 {
             if let Some(result) = self.lookups.remove(&(from, id)) {
@@ -284,6 +340,14 @@ impl Net {
             self.run(STEP);
         }
         panic!("lookup did not finish");
+    }
+}
+
+/// Both clocks at `now` (the wall clock runs from the Unix epoch here).
+fn time(now: Duration) -> Time {
+    Time {
+        now,
+        wall_ms: u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
     }
 }
 
@@ -326,7 +390,7 @@ fn a_ring_of_twenty_forms_and_fills_fingers() {
     let fingers: usize = net
         .nodes
         .values()
-        .map(|n| n.routing().fingers().count())
+        .map(|n| n.ring().routing().fingers().count())
         .sum();
     assert!(fingers > 20, "fingers in use across the ring: {fingers}");
 }
@@ -405,8 +469,14 @@ fn a_graceful_leave_repairs_neighbours_at_once() {
     );
     net.crash(n);
     // Its neighbours were told directly: no timeout was needed.
-    assert_eq!(net.nodes[&before.id].routing().successor(), Some(after));
-    assert_eq!(net.nodes[&after.id].routing().predecessor(), Some(before));
+    assert_eq!(
+        net.nodes[&before.id].ring().routing().successor(),
+        Some(after)
+    );
+    assert_eq!(
+        net.nodes[&after.id].ring().routing().predecessor(),
+        Some(before)
+    );
     // The rest learn it at their next stabilization.
     let took = net.converge(secs(5));
     assert!(took <= Duration::from_millis(1200), "took {took:?}");
@@ -535,10 +605,10 @@ fn lookups_route_around_a_freshly_crashed_node() {
 fn leaving_while_joining_sends_no_further_join_requests() {
     let mut net = ring_of(3);
     let now = net.now;
-    let mut node = RingNode::new(peer(50), RingConfig::default(), 50, now);
-    node.join(now, &[peer(0)]);
+    let mut node = Host::new(peer(50), RingConfig::default(), 50, time(now));
+    node.join(time(now), &[peer(0)]);
     while node.poll_action().is_some() {}
-    node.leave(now);
+    node.leave(time(now));
     let mut actions = Vec::new();
     while let Some(action) = node.poll_action() {
         actions.push(action);
@@ -554,7 +624,7 @@ fn leaving_while_joining_sends_no_further_join_requests() {
         "{actions:?}"
     );
     assert!(
-        actions.contains(&Action::Event(RingEvent::Left)),
+        actions.contains(&Action::Event(Event::Ring(RingEvent::Left))),
         "{actions:?}"
     );
     net.run(secs(1));
@@ -593,4 +663,110 @@ fn lookups_find_a_newcomer_once_its_neighbours_know_it() {
         let answer = net.lookup(from, newcomer.id.id());
         assert_eq!(answer.node, newcomer, "lookup from {from:?}");
     }
+}
+
+// Liveness from evidence: one lost message is not a death; a crash still is.
+
+/// True if any live node other than `id` lists it as a successor or predecessor.
+fn anyone_lists(net: &Net, id: NodeId) -> bool {
+    net.nodes.values().filter(|n| n.me().id != id).any(|n| {
+        let table = n.ring().routing();
+        table.successors().iter().any(|p| p.id == id)
+            || table.predecessor().is_some_and(|p| p.id == id)
+    })
+}
+
+#[test]
+fn a_live_peer_that_misses_requests_stays_in_every_successor_list() {
+    let mut net = ring_of(5);
+    let live: Vec<Peer> = net.nodes.values().map(|n| n.me()).collect();
+    let victim = live[2];
+    let predecessor = live[1];
+    // Three in a row: one short of misses_to_dead (4), and more than a lost datagram.
+    net.lose_requests_to.insert(victim.id, 3);
+    for _ in 0..(secs(6).as_millis() / STEP.as_millis()) {
+        net.run(STEP);
+        let listed = net.nodes[&predecessor.id]
+            .ring()
+            .routing()
+            .successors()
+            .contains(&victim);
+        assert!(
+            listed,
+            "{} dropped {} after {:?}",
+            predecessor.id.short(),
+            victim.id.short(),
+            net.now
+        );
+    }
+    assert_eq!(
+        net.lose_requests_to[&victim.id], 0,
+        "the losses must have happened"
+    );
+    assert!(
+        !net.events
+            .iter()
+            .any(|(_, e)| matches!(e, RingEvent::PeerFailed { peer } if peer.id == victim.id)),
+        "a live peer was judged dead: {:?}",
+        net.events
+    );
+    net.check().expect("the ring is intact");
+}
+
+#[test]
+fn a_crashed_peer_is_dropped_within_a_few_stabilization_rounds() {
+    let mut net = ring_of(5);
+    let live: Vec<Peer> = net.nodes.values().map(|n| n.me()).collect();
+    let victim = live[3];
+    let crashed_at = net.now;
+    net.crash(u64::from(victim.addr.port()) - 10_000);
+    let rounds = 3;
+    let limit = net.config.stabilize_every * rounds;
+    while anyone_lists(&net, victim.id) {
+        assert!(
+            net.now - crashed_at <= limit,
+            "{} still listed {:?} after its crash (limit: {rounds} stabilization rounds)",
+            victim.id.short(),
+            net.now - crashed_at
+        );
+        net.run(STEP);
+    }
+    eprintln!(
+        "crash noticed by every neighbour after {:?}",
+        net.now - crashed_at
+    );
+    net.converge(secs(10));
+}
+
+#[test]
+fn a_walk_lists_every_member_in_ring_order_and_judges_a_crashed_one() {
+    let mut net = ring_of(5);
+    let live: Vec<Peer> = net.nodes.values().map(|n| n.me()).collect();
+    let walked = net.walk(live[0].id);
+    let peers: Vec<Peer> = walked.iter().map(|m| m.peer).collect();
+    assert_eq!(peers, live, "from the walker round the ring");
+    assert!(walked.iter().all(|m| m.state == MemberState::Alive));
+    // A crash the ring has not noticed yet: the walk finds it silent.
+    let victim = live[2];
+    net.crash(u64::from(victim.addr.port()) - 10_000);
+    let walked = net.walk(live[0].id);
+    let seen = walked
+        .iter()
+        .find(|m| m.peer.id == victim.id)
+        .expect("the crashed member is still listed by its predecessor");
+    assert!(
+        matches!(seen.state, MemberState::Suspect | MemberState::Dead),
+        "{seen:?}"
+    );
+    let alive = walked
+        .iter()
+        .filter(|m| m.state == MemberState::Alive)
+        .count();
+    assert_eq!(
+        alive, 4,
+        "the walk goes on past the silent member: {walked:?}"
+    );
+    net.converge(secs(10));
+    let walked = net.walk(live[0].id);
+    assert_eq!(walked.len(), 4, "{walked:?}");
 }

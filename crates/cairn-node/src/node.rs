@@ -8,11 +8,17 @@
 //! in its own task and reports its answer or failure back to the core.
 
 use crate::config::NodeConfig;
-use crate::transport::{ClusterKey, RequestHandler, Transport, TransportConfig, TransportError};
-use cairn_core::api::{Finger, Member, MemberState, NodeInfo, RingView};
+use crate::transport::{
+    Answer, ClusterKey, RequestHandler, Transport, TransportConfig, TransportError,
+};
+use cairn_core::api::{Finger, Member, NodeInfo, RingView};
 use cairn_core::lookup::LookupError;
+use cairn_core::ring::walk::{WalkId, WalkedMember};
 use cairn_core::wire::{Request, Response};
-use cairn_core::{Action, Id, LookupAnswer, LookupId, NodeId, Peer, Phase, RingEvent, RingNode};
+use cairn_core::{
+    Action, Event, Host, Id, InboundId, LookupAnswer, LookupId, NodeId, Peer, Phase, Reply,
+    RingEvent, Time,
+};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,16 +43,19 @@ pub enum NodeError {
     ShuttingDown,
 }
 
-/// How many members `ring_view` walks at most.
-pub const MAX_RING_WALK: usize = 1024;
+/// How many members `ring_view` walks at most (the core's limit).
+pub use cairn_core::ring::walk::MAX_RING_WALK;
 
 /// What the driver and the request handler share.
 struct Shared {
-    core: Mutex<RingNode>,
+    core: Mutex<Host>,
     origin: Instant,
+    /// Requests the core answers later, waiting for their answer.
+    inbound: Mutex<HashMap<InboundId, oneshot::Sender<Response>>>,
     /// Woken whenever the core may have new actions or an earlier timeout.
     wake: Notify,
     lookups: Mutex<HashMap<LookupId, oneshot::Sender<Result<LookupAnswer, LookupError>>>>,
+    walks: Mutex<HashMap<WalkId, oneshot::Sender<Vec<WalkedMember>>>>,
     /// The core's phase as last seen by the driver, for waiting on joins and leaves.
     phase: watch::Sender<PhaseView>,
     /// Set when the node should stop (leave request, signal).
@@ -68,7 +77,20 @@ impl Shared {
         self.origin.elapsed()
     }
 
-    fn core(&self) -> MutexGuard<'_, RingNode> {
+    /// Both clocks: monotonic since start, and the wall clock for versions.
+    fn time(&self) -> Time {
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
+        Time {
+            now: self.now(),
+            wall_ms,
+        }
+    }
+
+    fn core(&self) -> MutexGuard<'_, Host> {
         // A panic while holding the lock would be a bug in the core; keep serving.
         self.core
             .lock()
@@ -77,11 +99,23 @@ impl Shared {
 }
 
 impl RequestHandler for Shared {
-    fn handle(&self, from: Peer, request: Request) -> Response {
-        let now = self.now();
-        let response = self.core().handle_request(now, from, request);
+    fn handle(&self, from: Peer, request: Request) -> Answer {
+        let time = self.time();
+        let answer = {
+            let mut core = self.core();
+            match core.handle_request(time, from, request) {
+                Reply::Now(response) => Answer::Now(response),
+                Reply::Later(inbound) => {
+                    // Registered under the core's lock: the driver cannot see
+                    // the answer before the waiter is here.
+                    let (answer, wait) = oneshot::channel();
+                    lock(&self.inbound).insert(inbound, answer);
+                    Answer::Later(wait)
+                }
+            }
+        };
         self.wake.notify_one();
-        response
+        answer
     }
 }
 
@@ -118,15 +152,20 @@ impl Node {
             addr: config.listen,
         };
         let shared = Arc::new(Shared {
-            core: Mutex::new(RingNode::new(
+            core: Mutex::new(Host::new(
                 placeholder,
                 config.ring.clone(),
                 0,
-                Duration::ZERO,
+                Time {
+                    now: Duration::ZERO,
+                    wall_ms: 0,
+                },
             )),
             origin,
+            inbound: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             lookups: Mutex::new(HashMap::new()),
+            walks: Mutex::new(HashMap::new()),
             phase,
             stop,
         });
@@ -141,7 +180,7 @@ impl Node {
         ring_config.join_timeout = config.join_timeout;
         ring_config.replicas = usize::from(config.replicas);
         let seed = me.id.id().high_u64() ^ u64::from(origin.elapsed().subsec_nanos());
-        *shared.core() = RingNode::new(me, ring_config, seed, shared.now());
+        *shared.core() = Host::new(me, ring_config, seed, shared.time());
         info!(id = %me.id, addr = %me.addr, "node started");
         let node = Node {
             shared,
@@ -168,9 +207,9 @@ impl Node {
         let bootstraps = self.reach_bootstraps(addrs, deadline).await?;
         let mut phase = self.shared.phase.subscribe();
         {
-            let now = self.shared.now();
+            let time = self.shared.time();
             let mut core = self.shared.core();
-            core.join(now, &bootstraps);
+            core.join(time, &bootstraps);
             self.shared.phase.send_replace(PhaseView::Joining);
         }
         self.shared.wake.notify_one();
@@ -275,7 +314,7 @@ impl Node {
     /// This node's routing state, for `GET /v1/node`.
     pub fn info(&self) -> NodeInfo {
         let core = self.shared.core();
-        let table = core.routing();
+        let table = core.ring().routing();
         NodeInfo {
             id: table.me().id,
             addr: table.me().addr,
@@ -296,12 +335,12 @@ impl Node {
     pub async fn lookup(&self, target: Id) -> Result<LookupAnswer, NodeError> {
         let (answer, wait) = oneshot::channel();
         {
-            let now = self.shared.now();
+            let time = self.shared.time();
             let mut core = self.shared.core();
             if matches!(core.phase(), Phase::Leaving { .. } | Phase::Left) {
                 return Err(NodeError::ShuttingDown);
             }
-            let id = core.start_lookup(now, target);
+            let id = core.start_lookup(time, target);
             lock(&self.shared.lookups).insert(id, answer);
         }
         self.shared.wake.notify_one();
@@ -311,87 +350,37 @@ impl Node {
         }
     }
 
-    /// The members seen by walking successor lists around the ring, starting here.
+    /// The members seen by walking successor lists around the ring, starting
+    /// here, each judged by the core on the way.
     pub async fn ring_view(&self) -> RingView {
-        let (me, mut next, walk_timeout) = {
-            let core = self.shared.core();
-            // A dead member must not stall the walk: wait as long as the core would.
-            (
-                core.me(),
-                core.routing().successors().to_vec(),
-                core.request_timeout().max(Duration::from_millis(500)),
-            )
-        };
-        let mut members = vec![Member {
-            id: me.id,
-            addr: me.addr,
-            http: self.http.clone(),
-            state: MemberState::Alive,
-        }];
-        let deadline = Instant::now() + Duration::from_secs(10);
-        'walk: while members.len() < MAX_RING_WALK && Instant::now() < deadline {
-            let candidates = std::mem::take(&mut next);
-            for candidate in candidates {
-                if Instant::now() >= deadline {
-                    break 'walk;
-                }
-                match members.iter().find(|m| m.id == candidate.id) {
-                    Some(member) if member.state == MemberState::Dead => continue,
-                    Some(_) => break 'walk, // Around the ring.
-                    None => {}
-                }
-                let ask = Request::GetState {
-                    have: 0,
-                    predecessors: None,
-                };
-                let request = self
-                    .transport
-                    .request(candidate.addr, Some(candidate.id), &ask);
-                let answer = match tokio::time::timeout(walk_timeout, request).await {
-                    Ok(answer) => answer,
-                    Err(_) => Err(TransportError::Timeout {
-                        addr: candidate.addr,
-                        after: walk_timeout,
-                    }),
-                };
-                match answer {
-                    Ok((
-                        _,
-                        Response::State {
-                            successors, http, ..
-                        },
-                    )) => {
-                        let successors = successors.unwrap_or_default();
-                        members.push(Member {
-                            id: candidate.id,
-                            addr: candidate.addr,
-                            http,
-                            state: MemberState::Alive,
-                        });
-                        next = successors;
-                        continue 'walk;
-                    }
-                    Ok((_, other)) => {
-                        debug!(peer = %candidate.id, "ring walk: unexpected answer {other:?}");
-                        members.push(dead_member(candidate));
-                    }
-                    Err(error) => {
-                        debug!(peer = %candidate.id, "ring walk: {error}");
-                        members.push(dead_member(candidate));
-                    }
-                }
-            }
-            break; // Every candidate failed: the walk cannot go on.
+        let (answer, wait) = oneshot::channel();
+        {
+            let time = self.shared.time();
+            let mut core = self.shared.core();
+            let id = core.start_walk(time);
+            lock(&self.shared.walks).insert(id, answer);
         }
-        RingView { members }
+        self.shared.wake.notify_one();
+        let members = wait.await.unwrap_or_default();
+        RingView {
+            members: members
+                .into_iter()
+                .map(|m| Member {
+                    id: m.peer.id,
+                    addr: m.peer.addr,
+                    http: m.http,
+                    state: m.state,
+                })
+                .collect(),
+        }
     }
 
     /// Leaves the ring gracefully (tells the neighbours), then closes the transport.
     pub async fn leave(&self) {
         let mut phase = self.shared.phase.subscribe();
         {
-            let now = self.shared.now();
-            self.shared.core().leave(now);
+            let time = self.shared.time();
+            self.shared.core().leave(time);
         }
         self.shared.wake.notify_one();
         let left = phase.wait_for(|p| *p == PhaseView::Left);
@@ -419,15 +408,6 @@ impl Node {
     }
 }
 
-fn dead_member(peer: Peer) -> Member {
-    Member {
-        id: peer.id,
-        addr: peer.addr,
-        http: None,
-        state: MemberState::Dead,
-    }
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
@@ -438,10 +418,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 async fn drive(shared: Arc<Shared>, transport: Transport) {
     loop {
         let (actions, next_timeout, left) = {
-            let now = shared.now();
+            let time = shared.time();
             let mut core = shared.core();
-            if core.poll_timeout().is_some_and(|t| t <= now) {
-                core.handle_timeout(now);
+            if core.poll_timeout().is_some_and(|t| t <= time.now) {
+                core.handle_timeout(time);
             }
             let mut actions = Vec::new();
             while let Some(action) = core.poll_action() {
@@ -473,23 +453,33 @@ fn carry_out(shared: &Arc<Shared>, transport: &Transport, action: Action) {
             let transport = transport.clone();
             tokio::spawn(async move {
                 let result = transport.request(to.addr, Some(to.id), &request).await;
-                let now = shared.now();
+                let time = shared.time();
                 match result {
-                    Ok((_, response)) => shared.core().handle_response(now, rpc, response),
+                    Ok((_, response)) => shared.core().handle_response(time, rpc, response),
                     Err(error) => {
                         debug!(peer = %to.id.short(), addr = %to.addr, "request failed: {error}");
-                        shared.core().handle_failure(now, rpc);
+                        shared.core().handle_failure(time, rpc);
                     }
                 }
                 shared.wake.notify_one();
             });
+        }
+        Action::Respond { inbound, response } => {
+            if let Some(waiter) = lock(&shared.inbound).remove(&inbound) {
+                let _ = waiter.send(response);
+            }
         }
         Action::LookupDone { lookup, result } => {
             if let Some(waiter) = lock(&shared.lookups).remove(&lookup) {
                 let _ = waiter.send(result);
             }
         }
-        Action::Event(event) => report(shared, event),
+        Action::WalkDone { walk, members } => {
+            if let Some(waiter) = lock(&shared.walks).remove(&walk) {
+                let _ = waiter.send(members);
+            }
+        }
+        Action::Event(Event::Ring(event)) => report(shared, event),
     }
 }
 

@@ -59,6 +59,8 @@ mod close_code {
 mod stream_code {
     pub const BAD_FRAME: u32 = 1;
     pub const READ_TIMEOUT: u32 = 2;
+    /// The answer that was to come later never came.
+    pub const NO_ANSWER: u32 = 3;
 }
 
 /// How the transport listens and how long it waits.
@@ -109,12 +111,25 @@ impl TransportConfig {
     }
 }
 
+/// How long an answer that comes later may take before the stream is reset
+/// (the asker's own timeout is usually shorter).
+pub const DEFERRED_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The answer to one request: now, or later through a channel (e.g. once a
+/// write is durable, or once another node answered).
+pub enum Answer {
+    Now(Response),
+    /// The answer comes on this channel; if it is dropped, or nothing comes
+    /// within [`DEFERRED_ANSWER_TIMEOUT`], the stream is reset.
+    Later(tokio::sync::oneshot::Receiver<Response>),
+}
+
 /// Answers the requests that peers send.
 pub trait RequestHandler: Send + Sync + 'static {
     /// Answer one request from an authenticated peer. Synchronous (the core
     /// sits behind a mutex): must not block for long, it runs on a runtime
-    /// worker.
-    fn handle(&self, from: Peer, request: Request) -> Response;
+    /// worker; work that takes longer answers [`Answer::Later`].
+    fn handle(&self, from: Peer, request: Request) -> Answer;
 }
 
 /// What went wrong in the transport.
@@ -830,7 +845,22 @@ async fn serve_stream(
             return;
         }
     };
-    let response = handler.handle(peer, request);
+    let response = match handler.handle(peer, request) {
+        Answer::Now(response) => response,
+        Answer::Later(answer) => match timeout(DEFERRED_ANSWER_TIMEOUT, answer).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(_)) => {
+                debug!(peer_id = %peer.id, peer = %peer.addr, "the answer was dropped");
+                let _ = send.reset(VarInt::from_u32(stream_code::NO_ANSWER));
+                return;
+            }
+            Err(_) => {
+                debug!(peer_id = %peer.id, peer = %peer.addr, "no answer in time");
+                let _ = send.reset(VarInt::from_u32(stream_code::NO_ANSWER));
+                return;
+            }
+        },
+    };
     // A peer that never reads its answer (flow control never opens) must not
     // hold this task, nor the answer's memory, for ever.
     let write = frame::write_frame(&mut send, &response);

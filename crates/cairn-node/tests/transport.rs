@@ -4,7 +4,7 @@
 use cairn_core::NodeId;
 use cairn_core::wire::{MAX_FRAME, Peer, Request, Response};
 use cairn_node::transport::{
-    ClusterKey, RequestHandler, Transport, TransportConfig, TransportError,
+    Answer, ClusterKey, RequestHandler, Transport, TransportConfig, TransportError,
 };
 use ed25519_dalek::SigningKey;
 use std::net::{SocketAddr, UdpSocket};
@@ -13,10 +13,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::time::timeout;
 
+/// How long the recorder takes to answer what it answers later.
+const LATER: Duration = Duration::from_millis(50);
+
 /// Every test finishes well within this, or fails.
 const TEST_LIMIT: Duration = Duration::from_secs(20);
 
-/// Answers Ping with Pong and anything else with Ack; counts calls and
+/// Answers Ping with Pong, Introduce with Ack 50 ms later, ProbeFor never
+/// (its answer is dropped), and anything else with Ack; counts calls and
 /// remembers the last caller.
 #[derive(Default)]
 struct Recorder {
@@ -25,12 +29,25 @@ struct Recorder {
 }
 
 impl RequestHandler for Recorder {
-    fn handle(&self, from: Peer, request: Request) -> Response {
+    fn handle(&self, from: Peer, request: Request) -> Answer {
         self.calls.fetch_add(1, Ordering::SeqCst);
         *self.last_from.lock().expect("lock") = Some(from);
         match request {
-            Request::Ping => Response::Pong,
-            _ => Response::Ack,
+            Request::Ping => Answer::Now(Response::Pong),
+            Request::Introduce { .. } => {
+                let (answer, wait) = tokio::sync::oneshot::channel();
+                tokio::spawn(async move {
+                    tokio::time::sleep(LATER).await;
+                    let _ = answer.send(Response::Ack);
+                });
+                Answer::Later(wait)
+            }
+            Request::ProbeFor { .. } => {
+                let (answer, wait) = tokio::sync::oneshot::channel::<Response>();
+                drop(answer);
+                Answer::Later(wait)
+            }
+            _ => Answer::Now(Response::Ack),
         }
     }
 }
@@ -424,6 +441,58 @@ async fn shutdown_stops_serving() {
         b.transport.shutdown().await;
         assert!(ping(&a, &b).await.is_err());
         a.transport.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_answer_that_comes_later_reaches_the_asker() {
+    bounded(async {
+        let a = node(1, None);
+        let b = node(2, None);
+        let asked = Instant::now();
+        let introduce = Request::Introduce {
+            node: Peer {
+                id: id_of(3),
+                addr: "127.0.0.1:9".parse().expect("addr"),
+            },
+        };
+        let (_, answer) = a
+            .transport
+            .request(b.transport.local_addr(), Some(id_of(2)), &introduce)
+            .await
+            .expect("the later answer arrives");
+        assert_eq!(answer, Response::Ack);
+        assert!(asked.elapsed() >= LATER, "answered before it was ready");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_answer_that_never_comes_fails_only_its_own_request() {
+    bounded(async {
+        let a = node(1, None);
+        let b = node(2, None);
+        let probe = Request::ProbeFor {
+            target: Peer {
+                id: id_of(3),
+                addr: "127.0.0.1:9".parse().expect("addr"),
+            },
+        };
+        let failed = a
+            .transport
+            .request(b.transport.local_addr(), Some(id_of(2)), &probe)
+            .await;
+        assert!(
+            failed.is_err(),
+            "a dropped answer must fail the request: {failed:?}"
+        );
+        assert_eq!(ping(&a, &b).await.expect("ping after").1, Response::Pong);
+        assert_eq!(
+            a.transport.connections_opened(),
+            1,
+            "the connection is kept"
+        );
     })
     .await;
 }

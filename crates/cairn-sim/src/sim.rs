@@ -13,7 +13,8 @@ use cairn_core::lookup::LookupError;
 use cairn_core::rng::Rng;
 use cairn_core::wire::{Request, Response};
 use cairn_core::{
-    Action, Id, LookupAnswer, LookupId, NodeId, Peer, Phase, RingConfig, RingEvent, RingNode, RpcId,
+    Action, Event as HostEvent, Host, Id, InboundId, LookupAnswer, LookupId, NodeId, Peer, Phase,
+    Reply, RingConfig, RingEvent, RingNode, RpcId, Time,
 };
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
@@ -25,7 +26,7 @@ use std::time::Duration;
 /// 4-byte frame length (20 + 8 + 12 + 5 + 16 + 4).
 pub const WIRE_OVERHEAD: usize = 65;
 /// The kinds of requests, for traffic by kind (a response counts with its request).
-pub const REQUEST_KINDS: [&str; 7] = [
+pub const REQUEST_KINDS: [&str; 8] = [
     "GetState",
     "Notify",
     "Ping",
@@ -33,6 +34,7 @@ pub const REQUEST_KINDS: [&str; 7] = [
     "Leaving",
     "GetPredecessor",
     "Introduce",
+    "ProbeFor",
 ];
 
 /// The index of a request's kind in [`REQUEST_KINDS`].
@@ -45,6 +47,7 @@ fn request_kind(request: &Request) -> usize {
         Request::Leaving { .. } => 4,
         Request::GetPredecessor => 5,
         Request::Introduce { .. } => 6,
+        Request::ProbeFor { .. } => 7,
     }
 }
 
@@ -148,10 +151,27 @@ impl Ord for Entry {
     }
 }
 
-/// A simulated node: the core state machine and when it asked to be woken.
+/// A simulated node: the core's host, when it asked to be woken, and the
+/// requests it answers later (who asked, under which id, of which kind).
 pub struct SimNode {
-    pub core: RingNode,
+    pub core: Host,
     wake: Option<Duration>,
+    deferred: HashMap<InboundId, (NodeId, RpcId, usize)>,
+    /// This node's wall clock runs this far ahead of the simulated time.
+    clock_offset_ms: u64,
+}
+
+/// The wall clock of the simulated world starts at 2026-01-01 (Unix ms).
+const EPOCH_MS: u64 = 1_767_225_600_000;
+
+impl SimNode {
+    fn time(&self, now: Duration) -> Time {
+        let millis = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+        Time {
+            now,
+            wall_ms: EPOCH_MS + self.clock_offset_ms + millis,
+        }
+    }
 }
 
 /// How a lookup ended, judged against the truth.
@@ -296,11 +316,11 @@ impl Sim {
     }
 
     pub fn nodes(&self) -> impl Iterator<Item = &RingNode> {
-        self.nodes.values().map(|n| &n.core)
+        self.nodes.values().map(|n| n.core.ring())
     }
 
     pub fn node(&self, id: NodeId) -> Option<&RingNode> {
-        self.nodes.get(&id).map(|n| &n.core)
+        self.nodes.get(&id).map(|n| n.core.ring())
     }
 
     /// The true members, in ring order.
@@ -362,12 +382,28 @@ impl Sim {
             addr: SocketAddr::V4(SocketAddrV4::new(ip, 7000)),
         };
         let seed = self.rng.next_u64();
-        let mut core = RingNode::new(me, self.config.clone(), seed, self.now);
+        // Clocks a few seconds apart, as on real machines.
+        let clock_offset_ms = self.rng.next_u64() % 5_000;
+        let mut node = SimNode {
+            core: Host::new(
+                me,
+                self.config.clone(),
+                seed,
+                Time {
+                    now: self.now,
+                    wall_ms: 0,
+                },
+            ),
+            wake: None,
+            deferred: HashMap::new(),
+            clock_offset_ms,
+        };
+        let time = node.time(self.now);
         match via {
-            Some(bootstrap) => core.join(self.now, &[bootstrap]),
+            Some(bootstrap) => node.core.join(time, &[bootstrap]),
             None => self.add_member(me),
         }
-        self.nodes.insert(me.id, SimNode { core, wake: None });
+        self.nodes.insert(me.id, node);
         self.note(|| {
             format!(
                 "{} starts, joining through {:?}",
@@ -404,7 +440,8 @@ impl Sim {
         let Some(node) = self.nodes.get_mut(&id) else {
             return;
         };
-        node.core.leave(now);
+        let time = node.time(now);
+        node.core.leave(time);
         self.counters.leaves += 1;
         self.remove_member(id);
         self.note(|| format!("{} leaves", id.short()));
@@ -417,7 +454,8 @@ impl Sim {
         let Some(node) = self.nodes.get_mut(&from) else {
             return;
         };
-        let lookup = node.core.start_lookup(now, target);
+        let time = node.time(now);
+        let lookup = node.core.start_lookup(time, target);
         self.lookups.insert((from, lookup));
         self.drain(from);
     }
@@ -463,12 +501,21 @@ impl Sim {
             Message::Request { rpc, request } => {
                 let me = node.core.me();
                 let kind = request_kind(&request);
-                let response = node.core.handle_request(now, from, request);
-                self.drain(to);
-                self.transmit(me, from.id, kind, Message::Response { rpc, response });
+                let time = node.time(now);
+                match node.core.handle_request(time, from, request) {
+                    Reply::Now(response) => {
+                        self.drain(to);
+                        self.transmit(me, from.id, kind, Message::Response { rpc, response });
+                    }
+                    Reply::Later(inbound) => {
+                        node.deferred.insert(inbound, (from.id, rpc, kind));
+                        self.drain(to);
+                    }
+                }
             }
             Message::Response { rpc, response } => {
-                node.core.handle_response(now, rpc, response);
+                let time = node.time(now);
+                node.core.handle_response(time, rpc, response);
                 self.drain(to);
             }
         }
@@ -484,7 +531,8 @@ impl Sim {
         }
         node.wake = None;
         if node.core.poll_timeout().is_some_and(|t| t <= now) {
-            node.core.handle_timeout(now);
+            let time = node.time(now);
+            node.core.handle_timeout(time);
         }
         self.drain(id);
     }
@@ -528,13 +576,20 @@ impl Sim {
                     let kind = request_kind(&request);
                     self.transmit(me, to.id, kind, Message::Request { rpc, request });
                 }
+                Action::Respond { inbound, response } => {
+                    if let Some((asker, rpc, kind)) = node.deferred.remove(&inbound) {
+                        self.transmit(me, asker, kind, Message::Response { rpc, response });
+                    }
+                }
+                // The simulator starts no walks.
+                Action::WalkDone { .. } => {}
                 Action::LookupDone { lookup, result } => {
                     if self.lookups.remove(&(id, lookup)) {
                         let outcome = self.judge(result);
                         self.outcomes.push(outcome);
                     }
                 }
-                Action::Event(event) => self.on_event(id, me, event),
+                Action::Event(HostEvent::Ring(event)) => self.on_event(id, me, event),
             }
         }
         let now = self.now;

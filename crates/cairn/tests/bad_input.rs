@@ -5,7 +5,9 @@
 mod common;
 
 use cairn_core::wire::{Peer, Request, Response};
-use cairn_node::transport::{INBOUND_READ_TIMEOUT, RequestHandler, Transport, TransportConfig};
+use cairn_node::transport::{
+    Answer, INBOUND_READ_TIMEOUT, RequestHandler, Transport, TransportConfig,
+};
 use common::{
     HttpResponse, Node, Scratch, check_ring, converge, eventually, http_request, start_ring,
 };
@@ -18,8 +20,8 @@ use tokio::time::timeout;
 struct Silent;
 
 impl RequestHandler for Silent {
-    fn handle(&self, _from: Peer, _request: Request) -> Response {
-        Response::Ack
+    fn handle(&self, _from: Peer, _request: Request) -> Answer {
+        Answer::Now(Response::Ack)
     }
 }
 

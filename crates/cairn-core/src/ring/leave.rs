@@ -9,7 +9,7 @@
 use super::rpc::Purpose;
 use super::{Action, Phase, RingEvent, RingNode};
 use crate::lookup::LookupError;
-use crate::wire::{Peer, Request};
+use crate::wire::{Peer, Request, Response};
 use std::time::Duration;
 
 impl RingNode {
@@ -22,6 +22,7 @@ impl RingNode {
         // Leaving from here on: aborted lookups (a join among them) must not retry.
         self.phase = Phase::Leaving { awaiting: 0 };
         self.abort_lookups(now, LookupError::Leaving);
+        self.finish_walks();
         let notice = Request::Leaving {
             predecessor: self.table.predecessor(),
             successors: self.table.successors().to_vec(),
@@ -51,7 +52,16 @@ impl RingNode {
     fn maybe_left(&mut self) {
         if self.phase == (Phase::Leaving { awaiting: 0 }) {
             self.phase = Phase::Left;
-            self.rpcs.clear();
+            for pending in self.rpcs.clear() {
+                if let Purpose::Relay(inbound) = pending.purpose {
+                    self.actions.push_back(Action::Respond {
+                        inbound,
+                        response: Response::Error {
+                            reason: "this node has left the ring".into(),
+                        },
+                    });
+                }
+            }
             self.actions.push_back(Action::Event(RingEvent::Left));
         }
     }

@@ -5,8 +5,11 @@
 //! It is sans-IO: the caller feeds events (`handle_request`,
 //! `handle_response`, `handle_failure`, `handle_timeout`, `join`, `leave`,
 //! `start_lookup`) with the current time, and drains what to do with
-//! `poll_action` and `poll_timeout`. Requests it sends carry an [`RpcId`]; the
-//! caller reports each one's answer or failure back under that id.
+//! `poll_action` and `poll_timeout`. Requests it sends carry a [`RingRpc`]; the
+//! caller reports each one's answer or failure back under that id. Most
+//! requests it receives are answered at once; one that needs another
+//! round trip first (an indirect probe) is answered later by
+//! [`Action::Respond`]. The [`crate::host::Host`] drives it.
 //!
 //! The rules (DESIGN.md, Ring maintenance):
 //! - join: look up successor(me) through a bootstrap peer; that node
@@ -29,7 +32,8 @@
 //! - `merge`: merge probes through peers given up for dead and the seeds,
 //!   also how a member that lost every neighbour finds its way back;
 //! - `leave`: the graceful leave, and a neighbour's leave notice;
-//! - `lookups`: the lookups this node drives, whatever they are for.
+//! - `lookups`: the lookups this node drives, whatever they are for;
+//! - [`walk`]: the walk round the ring behind `GET /v1/ring`.
 //!
 //! Liveness (which peers are believed dead) is its own module,
 //! [`crate::liveness`].
@@ -42,6 +46,7 @@ mod merge;
 pub mod rpc;
 mod stabilize;
 pub mod timers;
+pub mod walk;
 
 use crate::config::RingConfig;
 use crate::id::{Id, NodeId};
@@ -50,15 +55,17 @@ use crate::lookup::{LookupError, Owner};
 use crate::range::KeyRange;
 use crate::rng::Rng;
 use crate::routing::{RoutingTable, fingerprint};
+use crate::rpc::InboundId;
 use crate::rtt::RttEstimator;
 use crate::wire::{Peer, Request, Response};
 use lookups::RunningLookup;
 use merge::Graveyard;
-pub use rpc::RpcId;
+pub use rpc::RingRpc;
 use rpc::{Outstanding, Purpose};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 use timers::{Timer, Timers};
+use walk::{RunningWalk, WalkId, WalkedMember};
 
 /// How many recently heard peers a node remembers as a last resort.
 pub const ACQUAINTANCES: usize = 16;
@@ -75,14 +82,25 @@ pub type LookupId = u64;
 pub enum Action {
     /// Send `request` to `to`, then call `handle_response` or `handle_failure` with `rpc`.
     Send {
-        rpc: RpcId,
+        rpc: RingRpc,
         to: Peer,
         request: Request,
+    },
+    /// The answer to request `inbound`, which `handle_request` deferred.
+    Respond {
+        inbound: InboundId,
+        response: Response,
     },
     /// A lookup started with `start_lookup` finished.
     LookupDone {
         lookup: LookupId,
         result: Result<LookupAnswer, LookupError>,
+    },
+    /// A walk started with `start_walk` finished: the members in ring order
+    /// from this node, as judged on the way.
+    WalkDone {
+        walk: WalkId,
+        members: Vec<WalkedMember>,
     },
     /// Something the caller may want to log or react to.
     Event(RingEvent),
@@ -178,6 +196,8 @@ pub struct RingNode {
     rpcs: Outstanding,
     next_lookup: LookupId,
     lookups: BTreeMap<LookupId, RunningLookup>,
+    next_walk: WalkId,
+    walks: BTreeMap<WalkId, RunningWalk>,
     liveness: Liveness,
     timers: Timers,
     /// When the predecessor last sent a request (its stabilization asks regularly).
@@ -222,6 +242,8 @@ impl RingNode {
             rpcs: Outstanding::new(config.rto.max),
             next_lookup: 1,
             lookups: BTreeMap::new(),
+            next_walk: 1,
+            walks: BTreeMap::new(),
             liveness: Liveness::new(config.misses_to_dead, config.dead_memory),
             timers: Timers::default(),
             heard_from_predecessor: Duration::ZERO,
@@ -314,8 +336,15 @@ impl RingNode {
         id
     }
 
-    /// Answers a request from `from` (whose id the transport authenticated).
-    pub fn handle_request(&mut self, now: Duration, from: Peer, request: Request) -> Response {
+    /// Answers a request from `from` (whose id the transport authenticated):
+    /// at once, or `None` and later by [`Action::Respond`] with `inbound`.
+    pub fn handle_request(
+        &mut self,
+        now: Duration,
+        from: Peer,
+        inbound: InboundId,
+        request: Request,
+    ) -> Option<Response> {
         self.liveness.heard_from(from.id);
         self.table.refresh_address(from);
         self.remember(from);
@@ -324,14 +353,14 @@ impl RingNode {
         }
         match self.phase {
             Phase::Left => {
-                return Response::Error {
+                return Some(Response::Error {
                     reason: "this node has left the ring".into(),
-                };
+                });
             }
             Phase::JoinFailed => {
-                return Response::Error {
+                return Some(Response::Error {
                     reason: "this node could not join the ring".into(),
-                };
+                });
             }
             _ => {}
         }
@@ -343,9 +372,9 @@ impl RingNode {
         {
             // Not a member yet: serving as someone's bootstrap or successor now
             // could start a second ring that stabilization can never merge.
-            return Response::Error {
+            return Some(Response::Error {
                 reason: "this node is still joining the ring".into(),
-            };
+            });
         }
         let response = match request {
             Request::GetState { have, predecessors } => self.answer_state(from, have, predecessors),
@@ -376,13 +405,22 @@ impl RingNode {
                 self.on_introduced(now, node);
                 Response::Ack
             }
+            Request::ProbeFor { target } => {
+                if target.id == self.me().id {
+                    Response::Pong
+                } else {
+                    self.send(now, target, Request::Ping, Purpose::Relay(inbound));
+                    self.report_changes();
+                    return None;
+                }
+            }
         };
         self.report_changes();
-        response
+        Some(response)
     }
 
     /// The answer to request `rpc` arrived.
-    pub fn handle_response(&mut self, now: Duration, rpc: RpcId, response: Response) {
+    pub fn handle_response(&mut self, now: Duration, rpc: RingRpc, response: Response) {
         let Some(pending) = self.rpcs.close(rpc) else {
             if let Some(late) = self.rpcs.take_late(rpc) {
                 // Too late to use, but the peer is alive and the network slower
@@ -455,7 +493,24 @@ impl RingNode {
                 let successors = self.take_state(from, successors, have_predecessors);
                 self.on_closer_state(now, from, &successors);
             }
+            (
+                Purpose::Walk(id),
+                Response::State {
+                    successors, http, ..
+                },
+            ) => self.on_walk_state(now, id, from, http, successors.unwrap_or_default()),
             (Purpose::Probe, Response::Pong) => {}
+            (Purpose::Relay(inbound), Response::Pong) => {
+                self.actions.push_back(Action::Respond {
+                    inbound,
+                    response: Response::Pong,
+                });
+            }
+            (Purpose::IndirectProbe(target), Response::Pong) => {
+                self.liveness.reported_alive(target);
+            }
+            // The other node could not reach the suspect: no evidence either way.
+            (Purpose::IndirectProbe(_), Response::Error { .. }) => {}
             (purpose, _) => {
                 // An error or an answer of the wrong kind: the peer cannot serve us.
                 self.on_refused(now, from, purpose);
@@ -465,7 +520,7 @@ impl RingNode {
     }
 
     /// Request `rpc` failed (unreachable, refused, reset) before its timeout.
-    pub fn handle_failure(&mut self, now: Duration, rpc: RpcId) {
+    pub fn handle_failure(&mut self, now: Duration, rpc: RingRpc) {
         if let Some(pending) = self.rpcs.close(rpc) {
             self.on_failed(now, pending.to, pending.purpose);
         }
@@ -542,9 +597,11 @@ impl RingNode {
         period.mul_f64(1.0 + spread)
     }
 
-    fn send(&mut self, now: Duration, to: Peer, request: Request, purpose: Purpose) -> RpcId {
+    fn send(&mut self, now: Duration, to: Peer, request: Request, purpose: Purpose) -> RingRpc {
         let timeout = match purpose {
             Purpose::Probe => self.rtt.estimate(),
+            // Two round trips: to the helper, and from it to the suspect.
+            Purpose::IndirectProbe(_) => self.rtt.timeout(to.id) * 2,
             _ => self.rtt.timeout(to.id),
         };
         let rpc = self.rpcs.open(to, purpose, now, timeout);
@@ -628,10 +685,14 @@ impl RingNode {
             .missed(now, peer.id, purpose == Purpose::Probe);
         self.go_on_without(now, peer, purpose);
         match verdict {
-            Verdict::Suspect { probe: true } => {
+            Verdict::Suspect { probe: true, first } => {
                 self.send(now, peer, Request::Ping, Purpose::Probe);
+                if first && let Some(other) = self.probe_helper(peer.id) {
+                    let request = Request::ProbeFor { target: peer };
+                    self.send(now, other, request, Purpose::IndirectProbe(peer.id));
+                }
             }
-            Verdict::Suspect { probe: false } => {}
+            Verdict::Suspect { probe: false, .. } => {}
             Verdict::Dead => self.on_peer_dead(now, peer),
             Verdict::AlreadyGone => {
                 if purpose == Purpose::Stabilize {
@@ -667,12 +728,20 @@ impl RingNode {
                 }
                 self.drive_lookup(now, id);
             }
+            Purpose::Walk(id) => self.on_walk_failed(now, id, peer),
+            Purpose::Relay(inbound) => self.actions.push_back(Action::Respond {
+                inbound,
+                response: Response::Error {
+                    reason: format!("{} did not answer", peer.addr),
+                },
+            }),
             // A leave counts answers and failures alike (see `on_failed`).
             Purpose::Leave
             | Purpose::Notify
             | Purpose::Closer
             | Purpose::Introduce
-            | Purpose::Probe => {}
+            | Purpose::Probe
+            | Purpose::IndirectProbe(_) => {}
         }
     }
 
@@ -689,6 +758,23 @@ impl RingNode {
         if was_successor {
             self.on_stabilize_failed(now);
         }
+    }
+
+    /// Another node to probe a suspect through: the nearest neighbour that is
+    /// neither the suspect nor in doubt itself.
+    fn probe_helper(&self, suspect: NodeId) -> Option<Peer> {
+        let me = self.me().id;
+        self.table
+            .successors()
+            .iter()
+            .chain(self.table.predecessors())
+            .find(|p| {
+                p.id != suspect
+                    && p.id != me
+                    && !self.liveness.is_dead(p.id)
+                    && !self.liveness.is_suspect(p.id)
+            })
+            .copied()
     }
 
     /// A peer answered or asked: it is alive, and a way back in if all else fails.

@@ -6,12 +6,16 @@
 //! and is used only as a round-trip sample and proof of life), or forgotten.
 
 use super::LookupId;
+use super::walk::WalkId;
+use crate::id::NodeId;
+use crate::rpc::InboundId;
 use crate::wire::Peer;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Names one request this node sent, so that its answer can be matched.
-pub type RpcId = u64;
+/// The ring's own number for a request it sent (the host tags it with the
+/// machine to make an [`crate::rpc::RingRpc`]).
+pub type RingRpc = u64;
 
 /// Why the ring sent a request: decides what its answer or failure means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +37,12 @@ pub(super) enum Purpose {
     CheckFinger(u8),
     /// Confirming or clearing a suspicion (see [`crate::liveness`]).
     Probe,
+    /// Asking another node to probe a suspect for me (SWIM's indirect probe).
+    IndirectProbe(NodeId),
+    /// Probing a peer for another node's `ProbeFor`: answered once this ends.
+    Relay(InboundId),
+    /// Asking a member for its list on a walk round the ring.
+    Walk(WalkId),
 }
 
 #[derive(Clone, Debug)]
@@ -46,12 +56,12 @@ pub(super) struct PendingRpc {
 /// The requests under way.
 #[derive(Clone, Debug)]
 pub(super) struct Outstanding {
-    next: RpcId,
-    pending: BTreeMap<RpcId, PendingRpc>,
+    next: RingRpc,
+    pending: BTreeMap<RingRpc, PendingRpc>,
     /// Requests that timed out, kept until `keep_late` after their deadline:
     /// a late answer still measures the round trip (so timeouts grow when the
     /// network slows down) and proves the peer alive.
-    expired: BTreeMap<RpcId, PendingRpc>,
+    expired: BTreeMap<RingRpc, PendingRpc>,
     keep_late: Duration,
 }
 
@@ -66,7 +76,13 @@ impl Outstanding {
     }
 
     /// Registers a request; its id.
-    pub fn open(&mut self, to: Peer, purpose: Purpose, now: Duration, timeout: Duration) -> RpcId {
+    pub fn open(
+        &mut self,
+        to: Peer,
+        purpose: Purpose,
+        now: Duration,
+        timeout: Duration,
+    ) -> RingRpc {
         let rpc = self.next;
         self.next += 1;
         self.pending.insert(
@@ -82,17 +98,17 @@ impl Outstanding {
     }
 
     /// The answer or failure of `rpc` came: the request, if it was pending.
-    pub fn close(&mut self, rpc: RpcId) -> Option<PendingRpc> {
+    pub fn close(&mut self, rpc: RingRpc) -> Option<PendingRpc> {
         self.pending.remove(&rpc)
     }
 
     /// An answer to a request that had timed out already, if it is still remembered.
-    pub fn take_late(&mut self, rpc: RpcId) -> Option<PendingRpc> {
+    pub fn take_late(&mut self, rpc: RingRpc) -> Option<PendingRpc> {
         self.expired.remove(&rpc)
     }
 
     /// The requests whose deadline passed at `now`.
-    pub fn due(&self, now: Duration) -> Vec<RpcId> {
+    pub fn due(&self, now: Duration) -> Vec<RingRpc> {
         self.pending
             .iter()
             .filter(|(_, p)| p.deadline <= now)
@@ -101,7 +117,7 @@ impl Outstanding {
     }
 
     /// `rpc` timed out: it moves to the expired ones, if it was still pending.
-    pub fn time_out(&mut self, rpc: RpcId) -> Option<PendingRpc> {
+    pub fn time_out(&mut self, rpc: RingRpc) -> Option<PendingRpc> {
         let pending = self.pending.remove(&rpc)?;
         self.expired.insert(rpc, pending.clone());
         Some(pending)
@@ -119,8 +135,8 @@ impl Outstanding {
         self.pending.values().map(|p| p.deadline).min()
     }
 
-    /// Forgets every pending request (the node has left).
-    pub fn clear(&mut self) {
-        self.pending.clear();
+    /// Forgets every pending request (the node has left); returns them.
+    pub fn clear(&mut self) -> Vec<PendingRpc> {
+        std::mem::take(&mut self.pending).into_values().collect()
     }
 }

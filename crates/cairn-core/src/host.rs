@@ -1,0 +1,339 @@
+//! The host: the one value the node and the simulator drive. It owns the
+//! ring (and, next, the replication machines), gives every inbound request
+//! an id so that any machine may answer it later, routes answers, failures
+//! and timeouts to the machine that asked, and keeps the hybrid logical
+//! clock fed with the wall clock.
+//!
+//! Inputs take a [`Time`]: the monotonic `now` for timers and the wall clock
+//! for versions. Outputs are drained with [`Host::poll_action`] and
+//! [`Host::poll_timeout`].
+//!
+//! Invariants: every [`RpcId`] handed out names the machine that sent it, and
+//! an answer or failure reaches that machine only; every request answered
+//! [`Reply::Later`] is answered by exactly one [`Action::Respond`] (unless the
+//! node stops first); the versions [`Host::stamp`] hands out only grow, even
+//! when the wall clock steps back.
+
+use crate::config::RingConfig;
+use crate::id::Id;
+use crate::lookup::LookupError;
+use crate::ring::walk::{WalkId, WalkedMember};
+use crate::ring::{self, LookupAnswer, LookupId, Phase, RingEvent, RingNode};
+use crate::rpc::{InboundId, Machine, RpcId};
+use crate::version::{Hlc, Version};
+use crate::wire::{Peer, Request, Response};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// How far ahead of this node's wall clock a peer's timestamp may be before
+/// it is refused (60 s): beyond that, a clock is wrong, not merely skewed.
+pub const MAX_CLOCK_DRIFT_MS: u64 = 60_000;
+
+/// The two clocks every input carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Time {
+    /// Monotonic time since an origin the caller picks: timers and deadlines.
+    pub now: Duration,
+    /// Wall-clock milliseconds since the Unix epoch: versions of writes.
+    pub wall_ms: u64,
+}
+
+/// How a request is answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Answer this now.
+    Now(Response),
+    /// The answer comes later, as [`Action::Respond`] with this id.
+    Later(InboundId),
+}
+
+/// What the caller must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send `request` to `to`, then call `handle_response` or `handle_failure` with `rpc`.
+    Send {
+        rpc: RpcId,
+        to: Peer,
+        request: Request,
+    },
+    /// Answer request `inbound` (one that `handle_request` deferred).
+    Respond {
+        inbound: InboundId,
+        response: Response,
+    },
+    /// A lookup started with `start_lookup` finished.
+    LookupDone {
+        lookup: LookupId,
+        result: Result<LookupAnswer, LookupError>,
+    },
+    /// A walk started with `start_walk` finished.
+    WalkDone {
+        walk: WalkId,
+        members: Vec<WalkedMember>,
+    },
+    /// Something the caller may want to log or react to.
+    Event(Event),
+}
+
+/// What happened, by machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Ring(RingEvent),
+}
+
+/// One node's state machines.
+#[derive(Clone, Debug)]
+pub struct Host {
+    ring: RingNode,
+    hlc: Hlc,
+    next_inbound: u64,
+    actions: VecDeque<Action>,
+}
+
+impl Host {
+    /// A node alone on its own ring until it joins or is joined.
+    pub fn new(me: Peer, config: RingConfig, seed: u64, time: Time) -> Host {
+        Host {
+            ring: RingNode::new(me, config, seed, time.now),
+            hlc: Hlc::new(MAX_CLOCK_DRIFT_MS),
+            next_inbound: 1,
+            actions: VecDeque::new(),
+        }
+    }
+
+    pub fn me(&self) -> Peer {
+        self.ring.me()
+    }
+
+    /// The ring, to read its state (routing table, phase, liveness).
+    pub fn ring(&self) -> &RingNode {
+        &self.ring
+    }
+
+    pub fn phase(&self) -> &Phase {
+        self.ring.phase()
+    }
+
+    /// A version for a write made here now: after every version this node
+    /// handed out or saw, at the wall clock if it moved on.
+    pub fn stamp(&mut self, time: Time) -> Version {
+        Version::new(self.hlc.tick(time.wall_ms), self.me().id)
+    }
+
+    /// Feeds a round trip measured outside the core (see [`RingNode::record_rtt`]).
+    pub fn record_rtt(&mut self, rtt: Duration) {
+        self.ring.record_rtt(rtt);
+    }
+
+    // ---- inputs ----
+
+    /// Joins the ring through the `bootstraps` (see [`RingNode::join`]).
+    pub fn join(&mut self, time: Time, bootstraps: &[Peer]) {
+        self.ring.join(time.now, bootstraps);
+        self.collect();
+    }
+
+    /// Leaves gracefully (see [`RingNode::leave`]).
+    pub fn leave(&mut self, time: Time) {
+        self.ring.leave(time.now);
+        self.collect();
+    }
+
+    /// Starts a lookup of successor(target); its end comes as [`Action::LookupDone`].
+    pub fn start_lookup(&mut self, time: Time, target: Id) -> LookupId {
+        let id = self.ring.start_lookup(time.now, target);
+        self.collect();
+        id
+    }
+
+    /// Walks the ring from here (see [`RingNode::start_walk`]); the members
+    /// come as [`Action::WalkDone`].
+    pub fn start_walk(&mut self, time: Time) -> WalkId {
+        let id = self.ring.start_walk(time.now);
+        self.collect();
+        id
+    }
+
+    /// A request from `from` (whose id the transport authenticated).
+    pub fn handle_request(&mut self, time: Time, from: Peer, request: Request) -> Reply {
+        let inbound = InboundId(self.next_inbound);
+        self.next_inbound += 1;
+        let reply = match self.ring.handle_request(time.now, from, inbound, request) {
+            Some(response) => Reply::Now(response),
+            None => Reply::Later(inbound),
+        };
+        self.collect();
+        reply
+    }
+
+    /// The answer to request `rpc` arrived.
+    pub fn handle_response(&mut self, time: Time, rpc: RpcId, response: Response) {
+        match rpc.machine() {
+            Some(Machine::Ring) => self.ring.handle_response(time.now, rpc.seq(), response),
+            None => return, // Not one of ours: nothing waits for it.
+        }
+        self.collect();
+    }
+
+    /// Request `rpc` failed (unreachable, refused, reset) before its timeout.
+    pub fn handle_failure(&mut self, time: Time, rpc: RpcId) {
+        match rpc.machine() {
+            Some(Machine::Ring) => self.ring.handle_failure(time.now, rpc.seq()),
+            None => return,
+        }
+        self.collect();
+    }
+
+    /// Time passed: every machine whose timeout is due runs.
+    pub fn handle_timeout(&mut self, time: Time) {
+        if self.ring.poll_timeout().is_some_and(|at| at <= time.now) {
+            self.ring.handle_timeout(time.now);
+        }
+        self.collect();
+    }
+
+    // ---- outputs ----
+
+    /// The next thing to do, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When `handle_timeout` should be called next.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.ring.poll_timeout()
+    }
+
+    /// Moves the machines' actions to the host's queue, tagging their ids.
+    fn collect(&mut self) {
+        while let Some(action) = self.ring.poll_action() {
+            let action = match action {
+                ring::Action::Send { rpc, to, request } => Action::Send {
+                    rpc: RpcId::new(Machine::Ring, rpc),
+                    to,
+                    request,
+                },
+                ring::Action::Respond { inbound, response } => {
+                    Action::Respond { inbound, response }
+                }
+                ring::Action::LookupDone { lookup, result } => {
+                    Action::LookupDone { lookup, result }
+                }
+                ring::Action::WalkDone { walk, members } => Action::WalkDone { walk, members },
+                ring::Action::Event(event) => Action::Event(Event::Ring(event)),
+            };
+            self.actions.push_back(action);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::NodeId;
+
+    fn peer(n: u64) -> Peer {
+        Peer {
+            id: NodeId(Id::from_high_u64(n)),
+            addr: format!("127.0.0.1:{}", 7000 + n).parse().expect("addr"),
+        }
+    }
+
+    fn at(ms: u64, wall_ms: u64) -> Time {
+        Time {
+            now: Duration::from_millis(ms),
+            wall_ms,
+        }
+    }
+
+    fn drain(host: &mut Host) -> Vec<Action> {
+        std::iter::from_fn(|| host.poll_action()).collect()
+    }
+
+    #[test]
+    fn ring_requests_are_answered_at_once() {
+        let mut host = Host::new(peer(1), RingConfig::default(), 1, at(0, 0));
+        assert_eq!(
+            host.handle_request(at(1, 1), peer(2), Request::Ping),
+            Reply::Now(Response::Pong)
+        );
+    }
+
+    #[test]
+    fn an_indirect_probe_is_answered_later_once_the_target_answered() {
+        let mut host = Host::new(peer(1), RingConfig::default(), 1, at(0, 0));
+        drain(&mut host);
+        let reply = host.handle_request(at(1, 1), peer(2), Request::ProbeFor { target: peer(3) });
+        let Reply::Later(inbound) = reply else {
+            panic!("a probe for another node cannot be answered at once: {reply:?}");
+        };
+        let sent = drain(&mut host);
+        let rpc = sent
+            .iter()
+            .find_map(|a| match a {
+                Action::Send {
+                    rpc,
+                    to,
+                    request: Request::Ping,
+                } if *to == peer(3) => Some(*rpc),
+                _ => None,
+            })
+            .expect("the target is pinged");
+        assert_eq!(rpc.machine(), Some(Machine::Ring));
+        host.handle_response(at(5, 5), rpc, Response::Pong);
+        assert!(drain(&mut host).contains(&Action::Respond {
+            inbound,
+            response: Response::Pong
+        }));
+    }
+
+    #[test]
+    fn an_indirect_probe_of_a_silent_target_is_answered_with_an_error() {
+        let mut host = Host::new(peer(1), RingConfig::default(), 1, at(0, 0));
+        drain(&mut host);
+        let Reply::Later(inbound) =
+            host.handle_request(at(1, 1), peer(2), Request::ProbeFor { target: peer(3) })
+        else {
+            panic!("deferred");
+        };
+        // Timers fire (stabilize, the ping's deadline...) until the answer comes.
+        let mut answered = false;
+        for _ in 0..20 {
+            let next = host.poll_timeout().expect("the ping has a deadline");
+            host.handle_timeout(Time {
+                now: next,
+                wall_ms: 10_000,
+            });
+            answered |= drain(&mut host).into_iter().any(|a| {
+                matches!(a, Action::Respond { inbound: i, response: Response::Error { .. } } if i == inbound)
+            });
+            if answered {
+                break;
+            }
+        }
+        assert!(answered, "the asker learns that the target did not answer");
+    }
+
+    #[test]
+    fn an_answer_to_an_id_no_machine_made_is_ignored() {
+        let mut host = Host::new(peer(1), RingConfig::default(), 1, at(0, 0));
+        drain(&mut host);
+        let stranger = RpcId::new(Machine::Ring, 999_999);
+        host.handle_response(at(1, 1), stranger, Response::Pong);
+        host.handle_failure(at(1, 1), stranger);
+        let work: Vec<Action> = drain(&mut host)
+            .into_iter()
+            .filter(|a| !matches!(a, Action::Event(_)))
+            .collect();
+        assert_eq!(work, vec![], "nothing is sent or answered");
+    }
+
+    #[test]
+    fn versions_grow_even_when_the_wall_clock_steps_back() {
+        let mut host = Host::new(peer(1), RingConfig::default(), 1, at(0, 0));
+        let first = host.stamp(at(1, 5_000));
+        let second = host.stamp(at(2, 1_000));
+        assert!(second > first, "{second:?} after {first:?}");
+        assert_eq!(first.node, peer(1).id);
+    }
+}
