@@ -425,15 +425,20 @@ impl RingNode {
             if let Some(late) = self.rpcs.take_late(rpc) {
                 // Too late to use, but the peer is alive and the network slower
                 // than the timeout assumed.
-                self.rtt
-                    .sample(late.to.id, now.saturating_sub(late.sent_at));
+                if !matches!(late.purpose, Purpose::IndirectProbe(_)) {
+                    self.rtt
+                        .sample(late.to.id, now.saturating_sub(late.sent_at));
+                }
                 self.liveness.heard_from(late.to.id);
                 self.remember(late.to);
             }
             return;
         };
-        self.rtt
-            .sample(pending.to.id, now.saturating_sub(pending.sent_at));
+        if !matches!(pending.purpose, Purpose::IndirectProbe(_)) {
+            // (An indirect probe spans two hops and a wait: not a round trip.)
+            self.rtt
+                .sample(pending.to.id, now.saturating_sub(pending.sent_at));
+        }
         self.liveness.heard_from(pending.to.id);
         let from = pending.to;
         self.remember(from);
@@ -531,7 +536,10 @@ impl RingNode {
     pub fn handle_timeout(&mut self, now: Duration) {
         for rpc in self.rpcs.due(now) {
             if let Some(pending) = self.rpcs.time_out(rpc) {
-                if pending.purpose != Purpose::Probe {
+                if !matches!(
+                    pending.purpose,
+                    Purpose::Probe | Purpose::Relay(_) | Purpose::IndirectProbe(_)
+                ) {
                     self.rtt.backoff(pending.to.id);
                 }
                 self.on_failed(now, pending.to, pending.purpose);
@@ -676,9 +684,20 @@ impl RingNode {
     /// A ring request failed or timed out: evidence against the peer's
     /// liveness, weighed by [`Liveness`]; the work it was for goes on without it.
     fn on_failed(&mut self, now: Duration, peer: Peer, purpose: Purpose) {
-        if purpose == Purpose::Leave {
-            self.leave_answered();
-            return;
+        match purpose {
+            Purpose::Leave => {
+                self.leave_answered();
+                return;
+            }
+            // Work done for another node (a relay), or through one (an
+            // indirect probe, which waits on a third): no evidence about a
+            // neighbour of this node. Counting it would spread suspicion of
+            // one crash round the whole ring.
+            Purpose::Relay(_) | Purpose::IndirectProbe(_) => {
+                self.go_on_without(now, peer, purpose);
+                return;
+            }
+            _ => {}
         }
         let verdict = self
             .liveness
