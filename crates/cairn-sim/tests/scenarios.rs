@@ -1,7 +1,9 @@
 //! Small scenarios that run in seconds: the ring's invariants hold after
-//! joins, after L - 1 consecutive crashes, under random churn (10 seeds) and
-//! after a partition heals; runs are deterministic; and a deliberately broken
-//! core is caught.
+//! joins, after L - 1 consecutive crashes, under random churn (10 seeds),
+//! after a partition heals, and under 1% and 2% message loss (with churn,
+//! and without a single live peer judged dead); runs are deterministic; and
+//! a deliberately broken core (a stabilize that ignores predecessors, the old
+//! one-miss liveness rule) is caught.
 
 use cairn_core::Faults;
 use cairn_sim::{Report, Scenario, run};
@@ -153,6 +155,73 @@ fn a_ring_built_by_fast_joins_settles_within_seconds() {
     assert!(
         took < 30.0,
         "settled {took} s after the last join: {}",
+        report.text()
+    );
+}
+
+// Message loss: a lost datagram must not cost a live peer its place.
+
+fn lossy(nodes: usize, seed: u64, loss: f64) -> Scenario {
+    let mut scenario = small(nodes, seed);
+    scenario.network.loss = loss;
+    scenario
+}
+
+#[test]
+fn a_ring_under_two_percent_loss_converges_and_answers_every_lookup() {
+    for seed in [1, 2] {
+        let report = run(&lossy(60, seed, 0.02));
+        assert_healthy(&report, &format!("seed {seed}"));
+        assert!(report.build_converge_s.is_some(), "{}", report.text());
+        assert_eq!(report.false_deaths, 0, "seed {seed}: {}", report.text());
+    }
+}
+
+#[test]
+fn churn_under_one_and_two_percent_loss_keeps_lookups_working() {
+    for (seed, loss) in [(3, 0.01), (4, 0.02)] {
+        let scenario = Scenario {
+            churn_mean: Some(Duration::from_secs(600)),
+            duration: Duration::from_secs(180),
+            lookups: 600,
+            ..lossy(40, seed, loss)
+        };
+        let report = run(&scenario);
+        let what = format!("seed {seed}, loss {loss}");
+        assert_healthy(&report, &what);
+        assert!(
+            report.converge_after_churn_s.is_some(),
+            "{what}: {}",
+            report.text()
+        );
+        assert!(
+            report.churn_crashes > 0,
+            "{what}: the churn must crash someone: {}",
+            report.text()
+        );
+        assert!(
+            report.churn_lookups.failure_rate < 0.01,
+            "{what}: {}",
+            report.text()
+        );
+    }
+}
+
+/// The checks can fail: with the old rule (one missed request and a peer is
+/// dead), 2% loss kills live peers and the ring never settles.
+#[test]
+fn the_one_miss_rule_is_caught_under_loss() {
+    let mut scenario = lossy(60, 1, 0.02);
+    scenario.ring.misses_to_dead = 1;
+    scenario.max_converge = Duration::from_secs(120);
+    let report = run(&scenario);
+    assert!(report.false_deaths > 10, "{}", report.text());
+    let broken = report.violation.is_some()
+        || report.final_lookups.failed + report.final_lookups.wrong > 0
+        || report.build_converge_s.is_none();
+    assert!(
+        broken,
+        "the one-miss rule went unnoticed: {}",
         report.text()
     );
 }
