@@ -15,6 +15,10 @@ pub struct NodeInfo {
     /// The node's HTTP address (`host:port`), if it serves one.
     pub http: Option<String>,
     pub predecessor: Option<Peer>,
+    /// The predecessor and the nodes before it (R of them): with this node,
+    /// whose keys it holds.
+    #[serde(default)]
+    pub predecessors: Vec<Peer>,
     pub successors: Vec<Peer>,
     /// Distinct fingers in use: `start` = node id + 2^i, `node` = successor(start) as known.
     pub fingers: Vec<Finger>,

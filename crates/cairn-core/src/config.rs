@@ -108,53 +108,92 @@ impl Default for RingConfig {
     }
 }
 
-/// A configuration that cannot work.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid ring configuration: {0}")]
-pub struct ConfigError(pub String);
+/// A ring configuration that cannot work, naming the setting and the rule.
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("invalid ring configuration: successor_list_len is {0}; it must be 1 to 64")]
+    SuccessorListLen(usize),
+    #[error(
+        "invalid ring configuration: replicas is {replicas}; it must be 1 to successor_list_len ({successor_list_len})"
+    )]
+    Replicas {
+        replicas: usize,
+        successor_list_len: usize,
+    },
+    #[error("invalid ring configuration: {name} is {period:?}; it must be at least 1 ms")]
+    PeriodTooShort {
+        name: &'static str,
+        period: Duration,
+    },
+    #[error("invalid ring configuration: timer_jitter is {0}; it must be between 0 and 0.5")]
+    TimerJitter(f64),
+    #[error(
+        "invalid ring configuration: rto.min ({min:?}) must be above zero and at most rto.max ({max:?})"
+    )]
+    RtoBounds { min: Duration, max: Duration },
+    #[error(
+        "invalid ring configuration: rto.initial ({initial:?}) must lie between rto.min and rto.max"
+    )]
+    RtoInitial { initial: Duration },
+    #[error(
+        "invalid ring configuration: lookup_deadline ({deadline:?}) must be at least rto.max ({rto_max:?}), or a lookup cannot survive one timeout"
+    )]
+    LookupDeadline {
+        deadline: Duration,
+        rto_max: Duration,
+    },
+    #[error("invalid ring configuration: {0} must be at least 1")]
+    Zero(&'static str),
+}
 
 impl RingConfig {
     /// Checks that the values can work together.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let fail = |why: &str| Err(ConfigError(why.to_string()));
         if !(1..=64).contains(&self.successor_list_len) {
-            return fail("successor_list_len must be 1 to 64");
+            return Err(ConfigError::SuccessorListLen(self.successor_list_len));
         }
         if self.replicas == 0 || self.replicas > self.successor_list_len {
-            return fail("replicas must be 1 to successor_list_len");
+            return Err(ConfigError::Replicas {
+                replicas: self.replicas,
+                successor_list_len: self.successor_list_len,
+            });
         }
         for (name, period) in [
             ("stabilize_every", self.stabilize_every),
             ("check_predecessor_every", self.check_predecessor_every),
             ("fix_finger_every", self.fix_finger_every),
             ("probe_dead_every", self.probe_dead_every),
+            ("join_timeout", self.join_timeout),
         ] {
             if period < Duration::from_millis(1) {
-                return fail(&format!("{name} must be at least 1 ms"));
+                return Err(ConfigError::PeriodTooShort { name, period });
             }
         }
         if !(0.0..=0.5).contains(&self.timer_jitter) {
-            return fail("timer_jitter must be between 0 and 0.5");
+            return Err(ConfigError::TimerJitter(self.timer_jitter));
         }
         if self.rto.min.is_zero() || self.rto.min > self.rto.max {
-            return fail("rto.min must be above zero and at most rto.max");
+            return Err(ConfigError::RtoBounds {
+                min: self.rto.min,
+                max: self.rto.max,
+            });
         }
         if self.rto.initial < self.rto.min || self.rto.initial > self.rto.max {
-            return fail("rto.initial must lie between rto.min and rto.max");
+            return Err(ConfigError::RtoInitial {
+                initial: self.rto.initial,
+            });
         }
         if self.lookup_deadline < self.rto.max {
-            return fail(
-                "lookup_deadline must be at least rto.max, or a lookup cannot survive one timeout",
-            );
+            return Err(ConfigError::LookupDeadline {
+                deadline: self.lookup_deadline,
+                rto_max: self.rto.max,
+            });
         }
         if self.misses_to_dead == 0 {
-            return fail("misses_to_dead must be at least 1");
+            return Err(ConfigError::Zero("misses_to_dead"));
         }
         if self.lookup_candidates == 0 {
-            return fail("lookup_candidates must be at least 1");
-        }
-        if self.join_timeout.is_zero() {
-            return fail("join_timeout must be above zero");
+            return Err(ConfigError::Zero("lookup_candidates"));
         }
         Ok(())
     }
@@ -175,7 +214,21 @@ mod tests {
             lookup_deadline: Duration::from_millis(100),
             ..RingConfig::default()
         };
-        assert!(config.validate().is_err());
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::LookupDeadline { .. })
+        ));
+    }
+
+    #[test]
+    fn more_replicas_than_successors_are_refused_with_both_numbers() {
+        let config = RingConfig {
+            replicas: 9,
+            ..RingConfig::default()
+        };
+        let error = config.validate().expect_err("refused");
+        assert!(error.to_string().contains("replicas is 9"), "{error}");
+        assert!(error.to_string().contains("(8)"), "{error}");
     }
 
     #[test]
@@ -184,6 +237,6 @@ mod tests {
             successor_list_len: 0,
             ..RingConfig::default()
         };
-        assert!(config.validate().is_err());
+        assert_eq!(config.validate(), Err(ConfigError::SuccessorListLen(0)));
     }
 }

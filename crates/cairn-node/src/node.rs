@@ -320,6 +320,7 @@ impl Node {
             addr: table.me().addr,
             http: self.http.clone(),
             predecessor: table.predecessor(),
+            predecessors: table.predecessors().to_vec(),
             successors: table.successors().to_vec(),
             fingers: table
                 .fingers()

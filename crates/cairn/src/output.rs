@@ -20,7 +20,7 @@ pub fn json<T: Serialize>(value: &T) -> String {
         .unwrap_or_else(|err| serde_json::json!({ "error": err.to_string() }).to_string())
 }
 
-/// `cairn info`: the node, then its successor list and fingers.
+/// `cairn info`: the node, then its predecessor list, successor list and fingers.
 pub fn info_text(info: &NodeInfo) -> String {
     let predecessor = match &info.predecessor {
         Some(peer) => format!("{} {}", peer.id.short(), peer.addr),
@@ -36,20 +36,24 @@ pub fn info_text(info: &NodeInfo) -> String {
         ],
     );
 
-    out.push_str(&format!("\n\nsuccessors ({})\n", info.successors.len()));
-    let rows: Vec<Vec<String>> = info
-        .successors
-        .iter()
-        .enumerate()
-        .map(|(index, peer)| {
-            vec![
-                (index + 1).to_string(),
-                peer.id.short(),
-                peer.addr.to_string(),
-            ]
-        })
-        .collect();
-    out.push_str(&indent(&table(&["#", "ID", "ADDR"], &rows)));
+    for (title, list) in [
+        ("predecessors", &info.predecessors),
+        ("successors", &info.successors),
+    ] {
+        out.push_str(&format!("\n\n{title} ({})\n", list.len()));
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .enumerate()
+            .map(|(index, peer)| {
+                vec![
+                    (index + 1).to_string(),
+                    peer.id.short(),
+                    peer.addr.to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&indent(&table(&["#", "ID", "ADDR"], &rows)));
+    }
 
     out.push_str(&format!("\n\nfingers ({})\n", info.fingers.len()));
     let rows: Vec<Vec<String>> = info
@@ -214,6 +218,7 @@ mod tests {
             addr: "127.0.0.1:7000".parse().expect("addr"),
             http: Some("127.0.0.1:7070".into()),
             predecessor: Some(peer("1a2b3c4d", "127.0.0.1:7001")),
+            predecessors: vec![peer("1a2b3c4d", "127.0.0.1:7001")],
             successors: vec![
                 peer("aa000001", "127.0.0.1:7002"),
                 peer("bb000002", "127.0.0.1:7003"),
@@ -245,7 +250,7 @@ mod tests {
     }
 
     #[test]
-    fn info_shows_the_node_then_successors_then_fingers() {
+    fn info_shows_the_node_then_predecessors_successors_and_fingers() {
         let text = info_text(&sample_info());
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
@@ -255,6 +260,10 @@ mod tests {
                 "addr         127.0.0.1:7000",
                 "http         127.0.0.1:7070",
                 "predecessor  1a2b3c4d 127.0.0.1:7001",
+                "",
+                "predecessors (1)",
+                "  #  ID        ADDR",
+                "  1  1a2b3c4d  127.0.0.1:7001",
                 "",
                 "successors (2)",
                 "  #  ID        ADDR",
