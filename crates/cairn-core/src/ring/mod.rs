@@ -444,7 +444,7 @@ impl RingNode {
         self.remember(from);
         match (pending.purpose, response) {
             (
-                Purpose::Stabilize,
+                purpose @ (Purpose::Stabilize | Purpose::StabilizeCandidate | Purpose::Closer),
                 Response::State {
                     predecessor,
                     successors,
@@ -453,19 +453,15 @@ impl RingNode {
                 },
             ) => {
                 let successors = self.take_state(from, successors, have_predecessors);
-                self.on_successor_state(now, from, predecessor, &successors);
-            }
-            (
-                Purpose::StabilizeCandidate,
-                Response::State {
-                    predecessor,
-                    successors,
-                    have_predecessors,
-                    ..
-                },
-            ) => {
-                let successors = self.take_state(from, successors, have_predecessors);
-                self.on_candidate_state(now, from, predecessor, &successors);
+                match purpose {
+                    Purpose::Stabilize => {
+                        self.on_successor_state(now, from, predecessor, &successors);
+                    }
+                    Purpose::StabilizeCandidate => {
+                        self.on_candidate_state(now, from, predecessor, &successors);
+                    }
+                    _ => self.on_closer_state(now, from, &successors),
+                }
             }
             (Purpose::Notify | Purpose::Introduce, Response::Ack) => {}
             (Purpose::CheckPredecessor, Response::Pong) => {
@@ -486,17 +482,6 @@ impl RingNode {
             (Purpose::Leave, _) => self.leave_answered(),
             (Purpose::CheckFinger(index), Response::Predecessor { predecessor }) => {
                 self.on_finger_predecessor(now, from, index, predecessor);
-            }
-            (
-                Purpose::Closer,
-                Response::State {
-                    successors,
-                    have_predecessors,
-                    ..
-                },
-            ) => {
-                let successors = self.take_state(from, successors, have_predecessors);
-                self.on_closer_state(now, from, &successors);
             }
             (
                 Purpose::Walk(id),
