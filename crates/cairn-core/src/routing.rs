@@ -23,6 +23,11 @@ pub struct RoutingTable {
     successors: Vec<Peer>,
     /// finger index i -> successor(me + 2^i), only where it is not the first successor.
     fingers: BTreeMap<u8, Peer>,
+    /// Counts changes of the successor or predecessor list (entries or
+    /// addresses), so that readers can tell cheaply whether they changed.
+    generation: u64,
+    /// The fingerprints of (successors, predecessors) at a generation.
+    fingerprints: std::cell::Cell<Option<(u64, u64, u64)>>,
 }
 
 impl RoutingTable {
@@ -36,7 +41,29 @@ impl RoutingTable {
             predecessors: Vec::new(),
             successors: Vec::new(),
             fingers: BTreeMap::new(),
+            generation: 0,
+            fingerprints: std::cell::Cell::new(None),
         }
+    }
+
+    /// The fingerprints of the successor and predecessor lists (see
+    /// [`fingerprint`]), computed once per change.
+    pub fn fingerprints(&self) -> (u64, u64) {
+        if let Some((generation, successors, predecessors)) = self.fingerprints.get()
+            && generation == self.generation
+        {
+            return (successors, predecessors);
+        }
+        let successors = fingerprint(&self.successors);
+        let predecessors = fingerprint(&self.predecessors);
+        self.fingerprints
+            .set(Some((self.generation, successors, predecessors)));
+        (successors, predecessors)
+    }
+
+    /// Changes whenever the successor or predecessor list changes.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn me(&self) -> Peer {
@@ -71,7 +98,12 @@ impl RoutingTable {
     /// new predecessor's own list replaces that guess when it arrives.
     pub fn set_predecessor(&mut self, predecessor: Option<Peer>) {
         match predecessor.filter(|p| p.id != self.me.id) {
-            None => self.predecessors.clear(),
+            None => {
+                if !self.predecessors.is_empty() {
+                    self.predecessors.clear();
+                    self.generation += 1;
+                }
+            }
             Some(first) => {
                 let me = self.me.id.id();
                 let behind = first.id.id().distance_to(me);
@@ -97,7 +129,10 @@ impl RoutingTable {
             .all(|pair| pair[0].id.id().distance_to(me) < pair[1].id.id().distance_to(me));
         let list = if ordered { list } else { vec![first] };
         let changed = list != self.predecessors;
-        self.predecessors = list;
+        if changed {
+            self.predecessors = list;
+            self.generation += 1;
+        }
         changed
     }
 
@@ -116,8 +151,11 @@ impl RoutingTable {
             list.truncate(1);
         }
         let changed = list != self.successors;
-        self.successors = list;
-        self.prune_fingers();
+        if changed {
+            self.successors = list;
+            self.generation += 1;
+            self.prune_fingers();
+        }
         changed
     }
 
@@ -131,6 +169,9 @@ impl RoutingTable {
         let before = self.successors.len();
         self.successors.retain(|p| p.id != id);
         known |= before != self.successors.len();
+        if known {
+            self.generation += 1;
+        }
         let before = self.fingers.len();
         self.fingers.retain(|_, p| p.id != id);
         known |= before != self.fingers.len();
@@ -140,14 +181,23 @@ impl RoutingTable {
 
     /// Updates the address of a known peer that was heard from at a new one.
     pub fn refresh_address(&mut self, peer: Peer) {
-        let update = |p: &mut Peer| {
-            if p.id == peer.id {
+        let mut moved = false;
+        let mut update = |p: &mut Peer| {
+            if p.id == peer.id && p.addr != peer.addr {
                 p.addr = peer.addr;
+                moved = true;
             }
         };
-        self.predecessors.iter_mut().for_each(update);
-        self.successors.iter_mut().for_each(update);
-        self.fingers.values_mut().for_each(update);
+        self.predecessors.iter_mut().for_each(&mut update);
+        self.successors.iter_mut().for_each(&mut update);
+        if moved {
+            self.generation += 1;
+        }
+        for finger in self.fingers.values_mut() {
+            if finger.id == peer.id {
+                finger.addr = peer.addr;
+            }
+        }
     }
 
     /// The start of finger i: me + 2^i.

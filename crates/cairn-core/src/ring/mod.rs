@@ -228,6 +228,8 @@ pub struct RingNode {
     reported_successor: Option<Peer>,
     reported_predecessor: Option<Peer>,
     reported_range: Option<(KeyRange, Vec<Peer>)>,
+    /// The routing table's generation when changes were last reported.
+    reported_generation: Option<u64>,
     actions: VecDeque<Action>,
 }
 
@@ -260,6 +262,7 @@ impl RingNode {
             reported_successor: None,
             reported_predecessor: None,
             reported_range: None,
+            reported_generation: None,
             actions: VecDeque::new(),
             config,
         };
@@ -611,7 +614,7 @@ impl RingNode {
             _ => 0,
         };
         let mine = self.table.predecessors();
-        let holds_mine = self.successor_holds == Some((to.id, fingerprint(mine)));
+        let holds_mine = self.successor_holds == Some((to.id, self.table.fingerprints().1));
         Request::GetState {
             have,
             predecessors: (!holds_mine).then(|| mine.to_vec()),
@@ -633,7 +636,7 @@ impl RingNode {
             _ => 0,
         };
         let successors = self.table.successors();
-        let unchanged = have != 0 && have == fingerprint(successors);
+        let unchanged = have != 0 && have == self.table.fingerprints().0;
         Response::State {
             predecessor: self.table.predecessor(),
             successors: (!unchanged).then(|| successors.to_vec()),
@@ -809,6 +812,10 @@ impl RingNode {
 
     /// Turns changes of successor and predecessor into events, once each.
     fn report_changes(&mut self) {
+        if self.reported_generation == Some(self.table.generation()) {
+            return; // The common case: nothing changed.
+        }
+        self.reported_generation = Some(self.table.generation());
         let successor = self.table.successor();
         if successor.is_some() {
             self.isolated = false;
