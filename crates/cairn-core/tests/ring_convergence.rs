@@ -706,7 +706,7 @@ fn a_live_peer_that_misses_requests_stays_in_every_successor_list() {
     assert!(
         !net.events
             .iter()
-            .any(|(_, e)| matches!(e, RingEvent::PeerFailed { peer } if peer.id == victim.id)),
+            .any(|(_, e)| matches!(e, RingEvent::PeerFailed { peer, .. } if peer.id == victim.id)),
         "a live peer was judged dead: {:?}",
         net.events
     );

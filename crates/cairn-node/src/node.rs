@@ -509,8 +509,17 @@ fn report(shared: &Shared, event: RingEvent) {
             }
             None => info!("predecessor cleared"),
         },
-        RingEvent::PeerFailed { peer } => {
+        RingEvent::PeerFailed {
+            peer,
+            dropped: true,
+        } => {
             warn!(peer = %peer.id.short(), addr = %peer.addr, "peer missed its probes: judged dead, dropped from the routing table")
+        }
+        RingEvent::PeerFailed {
+            peer,
+            dropped: false,
+        } => {
+            debug!(peer = %peer.id.short(), addr = %peer.addr, "a peer given up before is still silent")
         }
         RingEvent::RangeChanged { held, replicas } => {
             let replicas: Vec<String> = replicas.iter().map(|p| p.id.short()).collect();

@@ -106,9 +106,11 @@ pub struct Report {
     pub churn_crashes: u64,
     pub churn_leaves: u64,
     pub churn_join_failures: u64,
-    /// Peers judged dead (after `misses_to_dead` misses in a row), over the whole run.
+    /// Peers judged dead (after `misses_to_dead` misses in a row) and
+    /// dropped from a routing table, over the whole run.
     pub peer_failures: u64,
-    /// Of those, peers that were alive: false death declarations.
+    /// Judgements of dead (dropped or not) of peers that were alive: false
+    /// death declarations.
     pub false_deaths: u64,
     /// False death declarations per node-hour lived.
     pub false_deaths_per_node_hour: f64,
@@ -189,7 +191,7 @@ impl Report {
         write_lookups(&mut out, "lookups on the settled ring", &self.final_lookups);
         let _ = writeln!(
             out,
-            "peers judged dead: {}, of them alive (false deaths): {} = {:.4} per node-hour",
+            "peers judged dead and dropped: {}; live peers judged dead (false deaths): {} = {:.4} per node-hour",
             self.peer_failures, self.false_deaths, self.false_deaths_per_node_hour
         );
         let _ = writeln!(

@@ -196,7 +196,7 @@ pub struct Counters {
     pub crashes: u64,
     pub leaves: u64,
     pub join_failures: u64,
-    /// Peers judged dead by a node (after `misses_to_dead` misses in a row).
+    /// Peers judged dead and dropped from a node's routing table.
     pub peer_failures: u64,
     /// Messages and bytes by request kind ([`REQUEST_KINDS`]); a response
     /// counts with its request.
@@ -623,8 +623,8 @@ impl Sim {
             RingEvent::Left => {
                 self.nodes.remove(&id);
             }
-            RingEvent::PeerFailed { peer } => {
-                self.counters.peer_failures += 1;
+            RingEvent::PeerFailed { peer, dropped } => {
+                self.counters.peer_failures += u64::from(dropped);
                 let alive = self.nodes.get(&peer.id).is_some_and(|n| {
                     matches!(n.core.phase(), Phase::Active | Phase::Joining { .. })
                 });

@@ -151,10 +151,12 @@ pub enum RingEvent {
         held: KeyRange,
         replicas: Vec<Peer>,
     },
-    /// A peer missed `misses_to_dead` requests in a row: judged dead and
-    /// dropped from the routing table.
+    /// A peer missed `misses_to_dead` requests in a row: judged dead;
+    /// `dropped` if it was in the routing table (a peer probed again after
+    /// an old verdict expired was not).
     PeerFailed {
         peer: Peer,
+        dropped: bool,
     },
     /// The graceful leave finished: neighbours were told (or did not answer).
     Left,
@@ -759,9 +761,9 @@ impl RingNode {
         let was_successor = self.table.successor().is_some_and(|s| s.id == peer.id);
         self.graveyard.bury(peer, now);
         self.rtt.forget(peer.id);
-        self.table.remove(peer.id);
+        let dropped = self.table.remove(peer.id);
         self.actions
-            .push_back(Action::Event(RingEvent::PeerFailed { peer }));
+            .push_back(Action::Event(RingEvent::PeerFailed { peer, dropped }));
         if was_successor {
             self.on_stabilize_failed(now);
         }
