@@ -20,7 +20,8 @@
 //!   says it does not serve the ring);
 //! - any direct word from a peer (a request from it, or an answer to one of
 //!   ours, however late) revokes whatever was believed at once;
-//! - at most one probe per suspect is in flight;
+//! - at most one probe per suspect is in flight, and a miss of a request
+//!   sent before the peer's last word is no evidence (it is stale);
 //! - verdicts older than `memory` are forgotten, so a peer that other nodes
 //!   still mention is let back in after a while even if it never speaks to
 //!   this node.
@@ -62,6 +63,9 @@ pub enum Verdict {
 pub struct Liveness {
     /// Only peers that are not simply alive.
     beliefs: BTreeMap<NodeId, Belief>,
+    /// When peers that were in doubt last spoke to this node: requests sent
+    /// before then that fail afterwards are stale evidence.
+    last_word: BTreeMap<NodeId, Duration>,
     /// Consecutive misses that make a peer dead (at least 1).
     misses_to_dead: u32,
     /// How long a dead or departed verdict is kept without news.
@@ -72,6 +76,7 @@ impl Liveness {
     pub fn new(misses_to_dead: u32, memory: Duration) -> Liveness {
         Liveness {
             beliefs: BTreeMap::new(),
+            last_word: BTreeMap::new(),
             misses_to_dead: misses_to_dead.max(1),
             memory,
         }
@@ -102,17 +107,35 @@ impl Liveness {
         matches!(self.beliefs.get(&id), Some(Belief::Suspect { .. }))
     }
 
-    /// `id` spoke to this node directly: whatever we thought, it lives.
-    /// True if that revoked a verdict of dead.
-    pub fn heard_from(&mut self, id: NodeId) -> bool {
+    /// `id` spoke to this node directly at `now`: whatever we thought, it
+    /// lives. True if that revoked a verdict of dead.
+    pub fn heard_from(&mut self, now: Duration, id: NodeId) -> bool {
         if self.beliefs.is_empty() {
             return false; // The common case.
         }
-        matches!(self.beliefs.remove(&id), Some(Belief::Dead { .. }))
+        let Some(belief) = self.beliefs.remove(&id) else {
+            return false;
+        };
+        self.last_word.insert(id, now);
+        matches!(belief, Belief::Dead { .. })
     }
 
-    /// A request to `id` timed out or failed; `by_probe` if it was a probe.
-    pub fn missed(&mut self, now: Duration, id: NodeId, by_probe: bool) -> Verdict {
+    /// A request to `id`, sent at `sent_at`, timed out or failed; `by_probe`
+    /// if it was a probe.
+    pub fn missed(
+        &mut self,
+        now: Duration,
+        id: NodeId,
+        sent_at: Duration,
+        by_probe: bool,
+    ) -> Verdict {
+        if self.last_word.get(&id).is_some_and(|word| sent_at < *word) {
+            // It spoke after this request left: the miss says nothing new.
+            return Verdict::Suspect {
+                probe: false,
+                first: false,
+            };
+        }
         let (misses, reprieved) = match self.beliefs.get(&id) {
             Some(Belief::Dead { .. } | Belief::Departed { .. }) => return Verdict::AlreadyGone,
             // Overlaps the probe under way: not independent evidence.
@@ -167,10 +190,14 @@ impl Liveness {
     /// Forgets verdicts older than the memory. Suspicions stay until their
     /// probe decides them.
     pub fn forget_old(&mut self, now: Duration) {
+        let memory = self.memory;
+        if !self.last_word.is_empty() {
+            self.last_word
+                .retain(|_, word| now.saturating_sub(*word) < memory);
+        }
         if self.beliefs.is_empty() {
             return;
         }
-        let memory = self.memory;
         self.beliefs.retain(|_, belief| match belief {
             Belief::Suspect { .. } => true,
             Belief::Dead { since } | Belief::Departed { since } => {
@@ -197,7 +224,7 @@ mod tests {
     fn one_miss_makes_a_peer_suspect_and_asks_for_a_probe() {
         let mut liveness = Liveness::new(3, at(30_000));
         assert_eq!(
-            liveness.missed(at(0), id(1), false),
+            liveness.missed(at(0), id(1), at(0), false),
             Verdict::Suspect {
                 probe: true,
                 first: true
@@ -210,10 +237,10 @@ mod tests {
     #[test]
     fn misses_that_overlap_the_probe_are_not_counted() {
         let mut liveness = Liveness::new(3, at(30_000));
-        liveness.missed(at(0), id(1), false);
+        liveness.missed(at(0), id(1), at(0), false);
         for _ in 0..10 {
             assert_eq!(
-                liveness.missed(at(1), id(1), false),
+                liveness.missed(at(1), id(1), at(1), false),
                 Verdict::Suspect {
                     probe: false,
                     first: false
@@ -226,29 +253,35 @@ mod tests {
     #[test]
     fn consecutive_probe_misses_make_a_peer_dead() {
         let mut liveness = Liveness::new(3, at(30_000));
-        liveness.missed(at(0), id(1), false);
+        liveness.missed(at(0), id(1), at(0), false);
         assert_eq!(
-            liveness.missed(at(300), id(1), true),
+            liveness.missed(at(300), id(1), at(300), true),
             Verdict::Suspect {
                 probe: true,
                 first: false
             }
         );
-        assert_eq!(liveness.missed(at(600), id(1), true), Verdict::Dead);
+        assert_eq!(
+            liveness.missed(at(600), id(1), at(600), true),
+            Verdict::Dead
+        );
         assert!(liveness.is_dead(id(1)));
-        assert_eq!(liveness.missed(at(900), id(1), false), Verdict::AlreadyGone);
+        assert_eq!(
+            liveness.missed(at(900), id(1), at(900), false),
+            Verdict::AlreadyGone
+        );
     }
 
     #[test]
     fn an_answer_clears_a_suspicion_and_restarts_the_count() {
         let mut liveness = Liveness::new(3, at(30_000));
-        liveness.missed(at(0), id(1), false);
-        liveness.missed(at(300), id(1), true);
-        assert!(!liveness.heard_from(id(1)), "it was only suspect");
+        liveness.missed(at(0), id(1), at(0), false);
+        liveness.missed(at(300), id(1), at(300), true);
+        assert!(!liveness.heard_from(at(450), id(1)), "it was only suspect");
         assert!(!liveness.is_suspect(id(1)));
-        liveness.missed(at(600), id(1), false);
+        liveness.missed(at(600), id(1), at(600), false);
         assert_eq!(
-            liveness.missed(at(900), id(1), true),
+            liveness.missed(at(900), id(1), at(900), true),
             Verdict::Suspect {
                 probe: true,
                 first: false
@@ -260,27 +293,51 @@ mod tests {
     #[test]
     fn a_report_from_another_node_restarts_the_count_once() {
         let mut liveness = Liveness::new(3, at(30_000));
-        liveness.missed(at(0), id(1), false);
-        liveness.missed(at(300), id(1), true);
+        liveness.missed(at(0), id(1), at(0), false);
+        liveness.missed(at(300), id(1), at(300), true);
         liveness.reported_alive(id(1));
-        liveness.missed(at(600), id(1), true);
+        liveness.missed(at(600), id(1), at(600), true);
         assert!(
             !liveness.is_dead(id(1)),
             "reprieved: the count started again"
         );
         liveness.reported_alive(id(1));
-        liveness.missed(at(900), id(1), true);
+        liveness.missed(at(900), id(1), at(900), true);
         assert_eq!(
-            liveness.missed(at(1200), id(1), true),
+            liveness.missed(at(1200), id(1), at(1200), true),
             Verdict::Dead,
             "a second report does not save a peer this node cannot reach"
         );
     }
 
     #[test]
+    fn a_miss_of_a_request_sent_before_the_last_word_is_stale() {
+        let mut liveness = Liveness::new(3, at(30_000));
+        liveness.missed(at(300), id(1), at(0), false);
+        liveness.heard_from(at(350), id(1));
+        // The probe sent at 300 fails after the peer spoke at 350: stale.
+        assert_eq!(
+            liveness.missed(at(500), id(1), at(300), true),
+            Verdict::Suspect {
+                probe: false,
+                first: false
+            }
+        );
+        assert!(!liveness.is_suspect(id(1)), "no second probe chain starts");
+        // A request sent after the word that fails is news again.
+        assert_eq!(
+            liveness.missed(at(900), id(1), at(600), false),
+            Verdict::Suspect {
+                probe: true,
+                first: true
+            }
+        );
+    }
+
+    #[test]
     fn a_report_does_not_revoke_a_dead_verdict() {
         let mut liveness = Liveness::new(1, at(30_000));
-        liveness.missed(at(0), id(1), false);
+        liveness.missed(at(0), id(1), at(0), false);
         liveness.reported_alive(id(1));
         assert!(liveness.is_dead(id(1)));
     }
@@ -288,8 +345,8 @@ mod tests {
     #[test]
     fn a_live_answer_revokes_a_dead_verdict_at_once() {
         let mut liveness = Liveness::new(1, at(30_000));
-        assert_eq!(liveness.missed(at(0), id(1), false), Verdict::Dead);
-        assert!(liveness.heard_from(id(1)));
+        assert_eq!(liveness.missed(at(0), id(1), at(0), false), Verdict::Dead);
+        assert!(liveness.heard_from(at(10), id(1)));
         assert!(!liveness.is_dead(id(1)));
     }
 
@@ -297,7 +354,7 @@ mod tests {
     fn verdicts_are_forgotten_after_the_memory_but_suspicions_wait_for_their_probe() {
         let mut liveness = Liveness::new(2, at(1000));
         liveness.departed(at(0), id(1));
-        liveness.missed(at(0), id(2), false);
+        liveness.missed(at(0), id(2), at(0), false);
         liveness.forget_old(at(1000));
         assert!(!liveness.is_dead(id(1)));
         assert!(liveness.is_suspect(id(2)));

@@ -3,7 +3,10 @@
 //! Invariants kept here, whatever is fed in: the successor list never holds
 //! this node or a duplicate, is at most L long, and is in ring order starting
 //! after this node; the predecessor list likewise, at most its own length,
-//! counter-clockwise from this node (the first entry is the predecessor); a
+//! counter-clockwise from this node; the predecessor pointer, when set, is
+//! the list's first entry (a list entry is not the predecessor until it
+//! notified or was adopted: after the predecessor is removed, the next entry
+//! only waits, so that any live notifier may take the place at once); a
 //! finger is only kept where it differs from the first successor. A node
 //! whose successor list is empty is alone: its own successor.
 
@@ -18,7 +21,9 @@ pub struct RoutingTable {
     me: Peer,
     list_len: usize,
     predecessor_len: usize,
-    /// The predecessor first, then the nodes before it, counter-clockwise.
+    /// The predecessor (a node that notified, or was adopted), if known.
+    predecessor: Option<Peer>,
+    /// The nodes before me, counter-clockwise; the predecessor first when set.
     predecessors: Vec<Peer>,
     successors: Vec<Peer>,
     /// finger index i -> successor(me + 2^i), only where it is not the first successor.
@@ -26,8 +31,8 @@ pub struct RoutingTable {
     /// Counts changes of the successor or predecessor list (entries or
     /// addresses), so that readers can tell cheaply whether they changed.
     generation: u64,
-    /// The fingerprints of (successors, predecessors) at a generation.
-    fingerprints: std::cell::Cell<Option<(u64, u64, u64)>>,
+    /// The fingerprint of the successor list at a generation.
+    fingerprint: std::cell::Cell<Option<(u64, u64)>>,
 }
 
 impl RoutingTable {
@@ -38,27 +43,13 @@ impl RoutingTable {
             me,
             list_len,
             predecessor_len: predecessor_len.max(1),
+            predecessor: None,
             predecessors: Vec::new(),
             successors: Vec::new(),
             fingers: BTreeMap::new(),
             generation: 0,
-            fingerprints: std::cell::Cell::new(None),
+            fingerprint: std::cell::Cell::new(None),
         }
-    }
-
-    /// The fingerprints of the successor and predecessor lists (see
-    /// [`fingerprint`]), computed once per change.
-    pub fn fingerprints(&self) -> (u64, u64) {
-        if let Some((generation, successors, predecessors)) = self.fingerprints.get()
-            && generation == self.generation
-        {
-            return (successors, predecessors);
-        }
-        let successors = fingerprint(&self.successors);
-        let predecessors = fingerprint(&self.predecessors);
-        self.fingerprints
-            .set(Some((self.generation, successors, predecessors)));
-        (successors, predecessors)
     }
 
     /// Changes whenever the successor or predecessor list changes.
@@ -66,12 +57,45 @@ impl RoutingTable {
         self.generation
     }
 
+    /// The fingerprint of the successor list (see [`fingerprint`]),
+    /// computed once per change.
+    pub fn successors_fingerprint(&self) -> u64 {
+        if let Some((generation, value)) = self.fingerprint.get()
+            && generation == self.generation
+        {
+            return value;
+        }
+        let value = fingerprint(&self.successors);
+        self.fingerprint.set(Some((self.generation, value)));
+        value
+    }
+
+    /// What a successor `to` keeps of my predecessor list (it puts me first
+    /// and keeps as many as its own list holds): the list to send it.
+    pub fn predecessors_for(&self, to: NodeId) -> Vec<Peer> {
+        self.predecessors
+            .iter()
+            .filter(|p| p.id != to)
+            .take(self.predecessor_len - 1)
+            .copied()
+            .collect()
+    }
+
+    /// What I hold of my predecessor's own list (all of mine after it), if
+    /// my list starts with it.
+    pub fn predecessors_from(&self, predecessor: NodeId) -> Option<&[Peer]> {
+        match self.predecessors.split_first() {
+            Some((first, rest)) if first.id == predecessor => Some(rest),
+            _ => None,
+        }
+    }
+
     pub fn me(&self) -> Peer {
         self.me
     }
 
     pub fn predecessor(&self) -> Option<Peer> {
-        self.predecessors.first().copied()
+        self.predecessor
     }
 
     /// The predecessor and the nodes before it, counter-clockwise.
@@ -99,7 +123,8 @@ impl RoutingTable {
     pub fn set_predecessor(&mut self, predecessor: Option<Peer>) {
         match predecessor.filter(|p| p.id != self.me.id) {
             None => {
-                if !self.predecessors.is_empty() {
+                if self.predecessor.is_some() || !self.predecessors.is_empty() {
+                    self.predecessor = None;
                     self.predecessors.clear();
                     self.generation += 1;
                 }
@@ -113,14 +138,18 @@ impl RoutingTable {
                     .filter(|p| p.id.id().distance_to(me) > behind)
                     .copied()
                     .collect();
+                if self.predecessor != Some(first) {
+                    self.predecessor = Some(first);
+                    self.generation += 1;
+                }
                 self.adopt_predecessors(first, &rest);
             }
         }
     }
 
-    /// Replaces the predecessor list with `first` followed by `rest` (its
-    /// own predecessors): this node and duplicates dropped, cut to length.
-    /// Returns true if the list changed.
+    /// Replaces the predecessor list with `first` (the predecessor) followed
+    /// by `rest` (its own predecessors): this node and duplicates dropped,
+    /// cut to length. Returns true if the list changed.
     pub fn adopt_predecessors(&mut self, first: Peer, rest: &[Peer]) -> bool {
         let list = build_list(self.me, self.predecessor_len, first, rest, |_| true);
         let me = self.me.id.id();
@@ -159,10 +188,24 @@ impl RoutingTable {
         changed
     }
 
+    /// Forgets every peer (a node whose join failed).
+    pub fn clear(&mut self) {
+        self.predecessor = None;
+        self.predecessors.clear();
+        self.successors.clear();
+        self.fingers.clear();
+        self.generation += 1;
+    }
+
     /// Forgets a peer everywhere. Returns true if it was known. (If it was
-    /// the predecessor, the next one in the list takes its place.)
+    /// the predecessor, the predecessor is unknown until a node notifies;
+    /// the rest of the list stays, for the held range.)
     pub fn remove(&mut self, id: NodeId) -> bool {
         let mut known = false;
+        if self.predecessor.is_some_and(|p| p.id == id) {
+            self.predecessor = None;
+            known = true;
+        }
         let before = self.predecessors.len();
         self.predecessors.retain(|p| p.id != id);
         known |= before != self.predecessors.len();
@@ -188,6 +231,7 @@ impl RoutingTable {
                 moved = true;
             }
         };
+        self.predecessor.iter_mut().for_each(&mut update);
         self.predecessors.iter_mut().for_each(&mut update);
         self.successors.iter_mut().for_each(&mut update);
         if moved {
@@ -444,6 +488,7 @@ mod tests {
         assert!(t.remove(peer(5).id));
         assert_eq!(t.successors(), &[peer(30)]);
         assert_eq!(t.predecessor(), None);
+        assert!(t.predecessors().is_empty());
         assert!(!t.remove(peer(99).id));
     }
 
@@ -497,6 +542,7 @@ mod tests {
     #[test]
     fn a_newcomer_predecessor_pushes_the_old_ones_back() {
         let mut t = table(100);
+        t.set_predecessor(Some(peer(90)));
         t.adopt_predecessors(peer(90), &[peer(80), peer(70)]);
         t.set_predecessor(Some(peer(95)));
         assert_eq!(t.predecessors(), &[peer(95), peer(90), peer(80)]);
@@ -511,11 +557,39 @@ mod tests {
     }
 
     #[test]
-    fn a_removed_predecessor_is_replaced_by_the_next_one() {
+    fn a_removed_predecessor_leaves_the_place_to_the_next_notifier() {
         let mut t = table(100);
-        t.adopt_predecessors(peer(90), &[peer(80)]);
+        t.set_predecessor(Some(peer(90)));
+        t.adopt_predecessors(peer(90), &[peer(80), peer(70)]);
         assert!(t.remove(peer(90).id));
-        assert_eq!(t.predecessor(), Some(peer(80)));
+        assert_eq!(t.predecessor(), None, "80 never notified: it waits");
+        assert_eq!(
+            t.predecessors(),
+            &[peer(80), peer(70)],
+            "kept for the held range"
+        );
+        t.set_predecessor(Some(peer(70)));
+        assert_eq!(
+            t.predecessors(),
+            &[peer(70)],
+            "80 lies between 70 and me: dropped"
+        );
+    }
+
+    #[test]
+    fn a_successor_is_sent_the_predecessors_it_keeps() {
+        let mut t = table(100);
+        t.set_predecessor(Some(peer(90)));
+        t.adopt_predecessors(peer(90), &[peer(80), peer(70)]);
+        // R = 3: the successor keeps me and two of mine.
+        assert_eq!(t.predecessors_for(peer(200).id), vec![peer(90), peer(80)]);
+        // A successor that is itself in my list (a small ring) drops itself.
+        assert_eq!(t.predecessors_for(peer(80).id), vec![peer(90), peer(70)]);
+        assert_eq!(
+            t.predecessors_from(peer(90).id),
+            Some(&[peer(80), peer(70)][..])
+        );
+        assert_eq!(t.predecessors_from(peer(80).id), None);
     }
 
     #[test]

@@ -60,6 +60,7 @@ impl RingNode {
         let Some(bootstrap) = self.join_bootstrap() else {
             return;
         };
+        self.join_attempt_running = true;
         // successor(me): if an old incarnation of this node (same id, crashed and
         // restarted) is still listed, the answer is "me" followed by the nodes
         // after it, and the join takes the first of those (see on_join_found).
@@ -73,22 +74,22 @@ impl RingNode {
         let Phase::Joining { attempt, until } = self.phase else {
             return;
         };
+        if !self.join_attempt_running {
+            return; // This attempt was counted already (a late timeout of it).
+        }
+        self.join_attempt_running = false;
         let periods = 1u32 << attempt.min(MAX_RETRY_PERIODS.ilog2());
         let retry_at = now + self.config.stabilize_every * periods;
         if retry_at >= until {
             let through: Vec<String> = self.seeds.iter().map(|p| p.addr.to_string()).collect();
             let reason = format!(
-                "{reason} ({} attempts through {} in {:?})",
+                "{reason} ({} attempts through {})",
                 attempt + 1,
-                through.join(", "),
-                self.config.join_timeout
+                through.join(", ")
             );
             self.phase = Phase::JoinFailed;
-            self.table = crate::routing::RoutingTable::new(
-                self.me(),
-                self.config.successor_list_len,
-                self.config.replicas,
-            );
+            self.timers.unset(Timer::JoinRetry);
+            self.table.clear();
             self.actions
                 .push_back(Action::Event(RingEvent::JoinFailed { reason }));
             return;

@@ -78,6 +78,7 @@ impl RingNode {
         let was_successor = self.table.successor().is_some_and(|s| s.id == leaver.id);
         let was_predecessor = self.table.predecessor().is_some_and(|p| p.id == leaver.id);
         self.liveness.departed(now, leaver.id);
+        self.rtt.forget(leaver.id);
         self.table.remove(leaver.id);
         if was_successor {
             let mut rest = self.live_in_order(&its_successors, Some(leaver.id));

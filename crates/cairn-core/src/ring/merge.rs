@@ -38,9 +38,13 @@ impl Graveyard {
         }
     }
 
-    /// `peer` was given up for dead at `now`.
+    /// `peer` was given up for dead at `now`. A peer buried already keeps
+    /// its first burial time, so that `memory` ends its probing even if
+    /// every probe judges it dead again.
     pub fn bury(&mut self, peer: Peer, now: Duration) {
-        self.peers.retain(|(p, _)| p.id != peer.id);
+        if self.peers.iter().any(|(p, _)| p.id == peer.id) {
+            return;
+        }
         if self.peers.len() == GRAVEYARD {
             self.peers.pop_front();
         }
@@ -164,12 +168,16 @@ impl RingNode {
 
     /// The node a merge probe found answered: adopt it if it is still closer.
     pub(super) fn on_closer_state(&mut self, now: Duration, from: Peer, its_successors: &[Peer]) {
+        if self.phase != Phase::Active {
+            return;
+        }
         let me = self.me().id.id();
         let still_closer = self
             .table
             .successor()
             .is_none_or(|s| between_open(me, from.id.id(), s.id.id()));
         if still_closer {
+            self.hold_list(from, its_successors);
             self.adopt_live_successors(from, its_successors);
             self.send(now, from, Request::Notify, Purpose::Notify);
         }

@@ -61,7 +61,7 @@ use crate::wire::{Peer, Request, Response};
 use lookups::RunningLookup;
 use merge::Graveyard;
 pub use rpc::RingRpc;
-use rpc::{Outstanding, Purpose};
+use rpc::{Outstanding, PendingRpc, Purpose};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 use timers::{Timer, Timers};
@@ -213,6 +213,9 @@ pub struct RingNode {
     seeds: Vec<Peer>,
     /// True while this member has no neighbour left (reported once).
     isolated: bool,
+    /// True while a join attempt is under way (not yet failed or done), so
+    /// that a failure of it is counted once.
+    join_attempt_running: bool,
     probes: u64,
     /// Peers heard from lately (answers and requests), most recent last, at most
     /// [`ACQUAINTANCES`]: the way back into the ring if every neighbour is lost.
@@ -222,8 +225,6 @@ pub struct RingNode {
     /// The successor list last received from a node, with its fingerprint:
     /// its next answer may say "unchanged" instead of sending it again.
     successor_state: Option<HeldList>,
-    /// The fingerprint of the predecessor list my predecessor sent me.
-    predecessors_from: Option<(NodeId, u64)>,
     /// The fingerprint of my predecessor list that my successor holds.
     successor_holds: Option<(NodeId, u64)>,
     /// What the caller was last told, so that changes become events.
@@ -255,11 +256,11 @@ impl RingNode {
             graveyard: Graveyard::new(config.graveyard_memory),
             seeds: Vec::new(),
             isolated: false,
+            join_attempt_running: false,
             probes: 0,
             acquaintances: VecDeque::new(),
             was_member: false,
             successor_state: None,
-            predecessors_from: None,
             successor_holds: None,
             reported_successor: None,
             reported_predecessor: None,
@@ -350,7 +351,7 @@ impl RingNode {
         inbound: InboundId,
         request: Request,
     ) -> Option<Response> {
-        self.liveness.heard_from(from.id);
+        self.liveness.heard_from(now, from.id);
         self.table.refresh_address(from);
         self.remember(from);
         if self.table.predecessor().is_some_and(|p| p.id == from.id) {
@@ -434,7 +435,7 @@ impl RingNode {
                     self.rtt
                         .sample(late.to.id, now.saturating_sub(late.sent_at));
                 }
-                self.liveness.heard_from(late.to.id);
+                self.liveness.heard_from(now, late.to.id);
                 self.remember(late.to);
             }
             return;
@@ -444,7 +445,7 @@ impl RingNode {
             self.rtt
                 .sample(pending.to.id, now.saturating_sub(pending.sent_at));
         }
-        self.liveness.heard_from(pending.to.id);
+        self.liveness.heard_from(now, pending.to.id);
         let from = pending.to;
         self.remember(from);
         match (pending.purpose, response) {
@@ -457,7 +458,15 @@ impl RingNode {
                     ..
                 },
             ) => {
-                let successors = self.take_state(from, successors, have_predecessors);
+                let keep = purpose != Purpose::Closer;
+                let Some(successors) = self.take_state(from, successors, have_predecessors, keep)
+                else {
+                    // "Unchanged", of a list no longer held: ask for the whole list.
+                    let request = self.state_request(from);
+                    self.send(now, from, request, purpose);
+                    self.report_changes();
+                    return;
+                };
                 match purpose {
                     Purpose::Stabilize => {
                         self.on_successor_state(now, from, predecessor, &successors);
@@ -517,7 +526,7 @@ impl RingNode {
     /// Request `rpc` failed (unreachable, refused, reset) before its timeout.
     pub fn handle_failure(&mut self, now: Duration, rpc: RingRpc) {
         if let Some(pending) = self.rpcs.close(rpc) {
-            self.on_failed(now, pending.to, pending.purpose);
+            self.on_failed(now, pending);
         }
         self.report_changes();
     }
@@ -526,13 +535,14 @@ impl RingNode {
     pub fn handle_timeout(&mut self, now: Duration) {
         for rpc in self.rpcs.due(now) {
             if let Some(pending) = self.rpcs.time_out(rpc) {
-                if !matches!(
+                let backs_off = !matches!(
                     pending.purpose,
                     Purpose::Probe | Purpose::Relay(_) | Purpose::IndirectProbe(_)
-                ) {
+                ) && !self.liveness.is_dead(pending.to.id);
+                if backs_off {
                     self.rtt.backoff(pending.to.id);
                 }
-                self.on_failed(now, pending.to, pending.purpose);
+                self.on_failed(now, pending);
             }
         }
         self.rpcs.forget_late(now);
@@ -574,7 +584,8 @@ impl RingNode {
 
     // ---- shared by the protocol's parts ----
 
-    /// False once the node leaves or failed to join: no periodic work any more.
+    /// False once the node leaves or failed to join: no periodic work any
+    /// more, and late answers change nothing.
     fn runs_timers(&self) -> bool {
         matches!(self.phase, Phase::Active | Phase::Joining { .. })
     }
@@ -615,30 +626,30 @@ impl RingNode {
             Some(held) if held.from == to.id => held.fingerprint,
             _ => 0,
         };
-        let mine = self.table.predecessors();
-        let holds_mine = self.successor_holds == Some((to.id, self.table.fingerprints().1));
+        let mine = self.table.predecessors_for(to.id);
+        let holds_mine = self.successor_holds == Some((to.id, fingerprint(&mine)));
         Request::GetState {
             have,
-            predecessors: (!holds_mine).then(|| mine.to_vec()),
+            predecessors: (!holds_mine).then_some(mine),
         }
     }
 
     /// Answers `GetState`: takes the asker's predecessor list if it is my
-    /// predecessor, and sends my successor list unless it holds it already.
+    /// predecessor, says what I hold of it, and sends my successor list
+    /// unless the asker holds it already.
     fn answer_state(&mut self, from: Peer, have: u64, predecessors: Option<Vec<Peer>>) -> Response {
         let from_predecessor = self.table.predecessor().is_some_and(|p| p.id == from.id);
         if let Some(list) = predecessors
             && from_predecessor
         {
             self.table.adopt_predecessors(from, &list);
-            self.predecessors_from = Some((from.id, fingerprint(&list)));
         }
-        let have_predecessors = match self.predecessors_from {
-            Some((id, held)) if id == from.id && from_predecessor => held,
+        let have_predecessors = match self.table.predecessors_from(from.id) {
+            Some(held) if from_predecessor => fingerprint(held),
             _ => 0,
         };
         let successors = self.table.successors();
-        let unchanged = have != 0 && have == self.table.fingerprints().0;
+        let unchanged = have != 0 && have == self.table.successors_fingerprint();
         Response::State {
             predecessor: self.table.predecessor(),
             successors: (!unchanged).then(|| successors.to_vec()),
@@ -648,32 +659,53 @@ impl RingNode {
     }
 
     /// The successor list of a `State` answer from `from` (the one held
-    /// already if it said "unchanged"), and what it holds of mine.
-    fn take_state(&mut self, from: Peer, successors: Option<Vec<Peer>>, holds: u64) -> Vec<Peer> {
+    /// already if it said "unchanged"; `None` if it said so of a list this
+    /// node no longer holds), and what it holds of mine. `keep` caches the
+    /// list for the next round (answers of the successor, or of a node about
+    /// to become it).
+    fn take_state(
+        &mut self,
+        from: Peer,
+        successors: Option<Vec<Peer>>,
+        holds: u64,
+        keep: bool,
+    ) -> Option<Vec<Peer>> {
         self.successor_holds = Some((from.id, holds));
         match successors {
             Some(list) => {
-                self.successor_state = Some(HeldList {
-                    from: from.id,
-                    fingerprint: fingerprint(&list),
-                    peers: list.clone(),
-                });
-                list
+                if keep {
+                    self.hold_list(from, &list);
+                }
+                Some(list)
             }
             None => match &self.successor_state {
-                Some(held) if held.from == from.id => held.peers.clone(),
-                // "Unchanged" from a list we never held: take none, ask anew next time.
+                Some(held) if held.from == from.id => Some(held.peers.clone()),
                 _ => {
                     self.successor_state = None;
-                    Vec::new()
+                    None
                 }
             },
         }
     }
 
+    /// Remembers `from`'s successor list, to ask with its fingerprint next time.
+    fn hold_list(&mut self, from: Peer, list: &[Peer]) {
+        self.successor_state = Some(HeldList {
+            from: from.id,
+            fingerprint: fingerprint(list),
+            peers: list.to_vec(),
+        });
+    }
+
     /// A ring request failed or timed out: evidence against the peer's
     /// liveness, weighed by [`Liveness`]; the work it was for goes on without it.
-    fn on_failed(&mut self, now: Duration, peer: Peer, purpose: Purpose) {
+    fn on_failed(&mut self, now: Duration, failed: PendingRpc) {
+        let PendingRpc {
+            to: peer,
+            purpose,
+            sent_at,
+            ..
+        } = failed;
         match purpose {
             Purpose::Leave => {
                 self.leave_answered();
@@ -691,7 +723,7 @@ impl RingNode {
         }
         let verdict = self
             .liveness
-            .missed(now, peer.id, purpose == Purpose::Probe);
+            .missed(now, peer.id, sent_at, purpose == Purpose::Probe);
         self.go_on_without(now, peer, purpose);
         match verdict {
             Verdict::Suspect { probe: true, first } => {
@@ -716,6 +748,7 @@ impl RingNode {
     /// dropped without any judgement of its liveness.
     fn on_refused(&mut self, now: Duration, peer: Peer, purpose: Purpose) {
         self.liveness.departed(now, peer.id);
+        self.rtt.forget(peer.id);
         self.table.remove(peer.id);
         self.go_on_without(now, peer, purpose);
         if purpose == Purpose::Stabilize {

@@ -45,6 +45,7 @@ pub(super) enum Purpose {
     Walk(WalkId),
 }
 
+/// One request under way: to whom, what for, when it left, when it times out.
 #[derive(Clone, Debug)]
 pub(super) struct PendingRpc {
     pub to: Peer,

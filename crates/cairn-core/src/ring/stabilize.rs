@@ -60,6 +60,9 @@ impl RingNode {
         its_successors: &[Peer],
     ) {
         self.timers.set_busy(Timer::Stabilize, false);
+        if !self.runs_timers() {
+            return; // Left, or the join failed: a late answer changes nothing.
+        }
         if self.table.successor().is_some_and(|s| s.id != successor.id) {
             return; // The list changed meanwhile (e.g. a notify); the next round uses it.
         }
@@ -67,6 +70,8 @@ impl RingNode {
         if let Phase::Joining { .. } = self.phase {
             self.phase = Phase::Active;
             self.was_member = true;
+            self.join_attempt_running = false;
+            self.timers.unset(Timer::JoinRetry);
             self.actions
                 .push_back(Action::Event(RingEvent::Joined { successor }));
         }
@@ -100,6 +105,9 @@ impl RingNode {
         its_predecessor: Option<Peer>,
         its_successors: &[Peer],
     ) {
+        if !self.runs_timers() {
+            return; // Left, or the join failed: a late answer changes nothing.
+        }
         self.adopt_live_successors(from, its_successors);
         // Its own predecessor may be closer still (many nodes joined
         // between me and my old successor): follow the chain at once
