@@ -42,10 +42,6 @@ pub struct RingConfig {
     pub probe_dead_every: Duration,
     /// How long a peer given up for dead stays in the probe rotation. Default 10 min.
     pub graveyard_memory: Duration,
-    /// A join that has not succeeded by then fails for good. Attempts go
-    /// through the bootstraps in turn, with pauses that double from one
-    /// stabilization period. Default 20 s.
-    pub join_timeout: Duration,
     /// The HTTP address this node serves, told to peers for `cairn ring`.
     pub http: Option<String>,
     /// Deliberate bugs, off by default: tests switch one on to prove that the
@@ -101,7 +97,6 @@ impl Default for RingConfig {
             dead_memory: Duration::from_secs(30),
             probe_dead_every: Duration::from_secs(10),
             graveyard_memory: Duration::from_secs(600),
-            join_timeout: Duration::from_secs(20),
             http: None,
             faults: Faults::default(),
         }
@@ -163,7 +158,6 @@ impl RingConfig {
             ("check_predecessor_every", self.check_predecessor_every),
             ("fix_finger_every", self.fix_finger_every),
             ("probe_dead_every", self.probe_dead_every),
-            ("join_timeout", self.join_timeout),
         ] {
             if period < Duration::from_millis(1) {
                 return Err(ConfigError::PeriodTooShort { name, period });

@@ -127,9 +127,9 @@ impl Host {
 
     // ---- inputs ----
 
-    /// Joins the ring through the `bootstraps` (see [`RingNode::join`]).
-    pub fn join(&mut self, time: Time, bootstraps: &[Peer]) {
-        self.ring.join(time.now, bootstraps);
+    /// Joins the ring through the `bootstraps` within `timeout` (see [`RingNode::join`]).
+    pub fn join(&mut self, time: Time, bootstraps: &[Peer], timeout: Duration) {
+        self.ring.join(time.now, bootstraps, timeout);
         self.collect();
     }
 

@@ -10,10 +10,12 @@ use core::net::SocketAddr;
 use serde::{Deserialize, Serialize}; // A plain address value: the core never opens a socket.
 
 /// The protocol version carried in the first exchange. Bump on any change to
-/// the messages below (the golden tests pin their bytes).
-pub const PROTOCOL_VERSION: u32 = 1;
+/// the messages below (the golden tests pin their bytes). 2: stabilization
+/// exchanges list fingerprints and predecessor lists; `Introduce` and
+/// `ProbeFor`.
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The QUIC ALPN, also versioned.
-pub const ALPN: &[u8] = b"cairn/1";
+pub const ALPN: &[u8] = b"cairn/2";
 /// The hard limit of one frame's body, in bytes. Records (up to 1 MiB inline)
 /// fit with room for their header; bulk data is streamed after a header.
 pub const MAX_FRAME: usize = 2 * 1024 * 1024;
@@ -185,6 +187,11 @@ mod tests {
     fn golden_bytes_of_finger_checks() {
         assert_eq!(encode(&Request::GetPredecessor), "05");
         assert_eq!(encode(&Response::Predecessor { predecessor: None }), "0600");
+    }
+
+    #[test]
+    fn the_version_and_the_alpn_agree() {
+        assert_eq!(ALPN, format!("cairn/{PROTOCOL_VERSION}").as_bytes());
     }
 
     #[test]

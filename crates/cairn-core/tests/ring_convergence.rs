@@ -78,7 +78,7 @@ impl Net {
         let me = peer(n);
         let mut node = Host::new(me, self.config.clone(), n, time(self.now));
         if let Some(via) = via {
-            node.join(time(self.now), &[peer(via)]);
+            node.join(time(self.now), &[peer(via)], secs(20));
         }
         self.nodes.insert(me.id, node);
         self.drain(me.id);
@@ -606,7 +606,7 @@ fn leaving_while_joining_sends_no_further_join_requests() {
     let mut net = ring_of(3);
     let now = net.now;
     let mut node = Host::new(peer(50), RingConfig::default(), 50, time(now));
-    node.join(time(now), &[peer(0)]);
+    node.join(time(now), &[peer(0)], secs(20));
     while node.poll_action().is_some() {}
     node.leave(time(now));
     let mut actions = Vec::new();

@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The most replicas a key may have (`--replicas`); the least is 1.
-pub const MAX_REPLICAS: u8 = 16;
+/// The most replicas a key may have (`--replicas`); the least is 1. A node
+/// must find a key's whole replica set among its successors, so R is at most
+/// the successor list length (8).
+pub const MAX_REPLICAS: u8 = 8;
 
 /// Everything a node needs to start.
 #[derive(Clone, Debug)]
@@ -50,9 +52,10 @@ impl Default for NodeConfig {
 /// flag to change.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeConfigError {
-    /// The replication factor is outside 1 to [`MAX_REPLICAS`].
-    #[error("--replicas must be 1 to {max}, not {replicas}", max = MAX_REPLICAS)]
-    ReplicasOutOfRange { replicas: u8 },
+    /// The replication factor is outside 1 to [`MAX_REPLICAS`] (or the
+    /// successor list length, if that was set lower).
+    #[error("--replicas must be 1 to {max} (the successor list length), not {replicas}")]
+    ReplicasOutOfRange { replicas: u8, max: usize },
     /// A join that may take no time at all could never succeed.
     #[error(
         "--join-timeout must be above zero: give the seconds to keep trying the --join addresses"
@@ -64,14 +67,25 @@ pub enum NodeConfigError {
 }
 
 impl NodeConfig {
+    /// The ring's settings with this node's replication factor in them.
+    pub fn ring_config(&self) -> RingConfig {
+        RingConfig {
+            replicas: usize::from(self.replicas),
+            ..self.ring.clone()
+        }
+    }
+
     /// Checks that the values can work together.
     pub fn validate(&self) -> Result<(), NodeConfigError> {
         self.ring.validate()?;
-        if !(1..=MAX_REPLICAS).contains(&self.replicas) {
+        let max = usize::from(MAX_REPLICAS).min(self.ring.successor_list_len);
+        if !(1..=max).contains(&usize::from(self.replicas)) {
             return Err(NodeConfigError::ReplicasOutOfRange {
                 replicas: self.replicas,
+                max,
             });
         }
+        self.ring_config().validate()?;
         if self.join_timeout.is_zero() {
             return Err(NodeConfigError::ZeroJoinTimeout);
         }
@@ -97,12 +111,12 @@ mod tests {
             };
             let err = config.validate().expect_err("out of range");
             assert!(
-                matches!(err, NodeConfigError::ReplicasOutOfRange { replicas: r } if r == replicas),
+                matches!(err, NodeConfigError::ReplicasOutOfRange { replicas: r, .. } if r == replicas),
                 "{err:?}"
             );
             assert_eq!(
                 err.to_string(),
-                format!("--replicas must be 1 to 16, not {replicas}")
+                format!("--replicas must be 1 to 8 (the successor list length), not {replicas}")
             );
         }
         for replicas in [1, MAX_REPLICAS] {
@@ -112,6 +126,31 @@ mod tests {
             };
             assert!(config.validate().is_ok(), "{replicas}");
         }
+    }
+
+    #[test]
+    fn replicas_are_bounded_by_the_successor_list() {
+        let mut config = NodeConfig {
+            replicas: 5,
+            ..NodeConfig::default()
+        };
+        config.ring.successor_list_len = 4;
+        let err = config.validate().expect_err("R > L");
+        assert!(
+            matches!(
+                err,
+                NodeConfigError::ReplicasOutOfRange {
+                    replicas: 5,
+                    max: 4
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            config.ring_config().replicas,
+            5,
+            "the ring gets the flag's R"
+        );
     }
 
     #[test]

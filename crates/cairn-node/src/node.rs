@@ -175,10 +175,8 @@ impl Node {
             addr: transport.local_addr(),
         };
         let http = config.http.map(|addr| addr.to_string());
-        let mut ring_config = config.ring.clone();
+        let mut ring_config = config.ring_config();
         ring_config.http = http.clone();
-        ring_config.join_timeout = config.join_timeout;
-        ring_config.replicas = usize::from(config.replicas);
         let seed = me.id.id().high_u64() ^ u64::from(origin.elapsed().subsec_nanos());
         *shared.core() = Host::new(me, ring_config, seed, shared.time());
         info!(id = %me.id, addr = %me.addr, "node started");
@@ -209,14 +207,20 @@ impl Node {
         {
             let time = self.shared.time();
             let mut core = self.shared.core();
-            core.join(time, &bootstraps);
+            // The core's deadline is the user's: what is left of it.
+            core.join(
+                time,
+                &bootstraps,
+                deadline.saturating_duration_since(Instant::now()),
+            );
             self.shared.phase.send_replace(PhaseView::Joining);
         }
         self.shared.wake.notify_one();
         let through: Vec<String> = bootstraps.iter().map(|p| p.addr.to_string()).collect();
         let through = through.join(", ");
         let wait = phase.wait_for(|p| !matches!(p, PhaseView::Joining));
-        match tokio::time::timeout_at(deadline.into(), wait).await {
+        // The core answers by its deadline; the margin only guards a stuck driver.
+        match tokio::time::timeout_at((deadline + Duration::from_secs(2)).into(), wait).await {
             Ok(Ok(view)) => match &*view {
                 PhaseView::Active => {
                     info!(via = %through, "joined the ring");

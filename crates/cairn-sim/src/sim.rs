@@ -161,6 +161,9 @@ pub struct SimNode {
     clock_offset_ms: u64,
 }
 
+/// How long a simulated node keeps trying to join (as `cairn node --join-timeout`).
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The wall clock of the simulated world starts at 2026-01-01 (Unix ms).
 const EPOCH_MS: u64 = 1_767_225_600_000;
 
@@ -400,7 +403,7 @@ impl Sim {
         };
         let time = node.time(self.now);
         match via {
-            Some(bootstrap) => node.core.join(time, &[bootstrap]),
+            Some(bootstrap) => node.core.join(time, &[bootstrap], JOIN_TIMEOUT),
             None => self.add_member(me),
         }
         self.nodes.insert(me.id, node);

@@ -403,14 +403,14 @@ mod tests {
     #[test]
     fn out_of_range_numbers_are_usage_errors() {
         usage_error(&["node", "--replicas", "0"]);
-        usage_error(&["node", "--replicas", "17"]);
+        usage_error(&["node", "--replicas", "9"]);
         usage_error(&["node", "--stabilize-ms", "0"]);
         usage_error(&["demo", "--nodes", "0"]);
         usage_error(&["demo", "--nodes", "65"]);
-        let Command::Node(node) = parse(&["node", "--replicas", "16"]).command else {
+        let Command::Node(node) = parse(&["node", "--replicas", "8"]).command else {
             panic!("expected node");
         };
-        assert_eq!(node.replicas, 16);
+        assert_eq!(node.replicas, 8);
         let Command::Demo(demo) = parse(&["demo", "--nodes", "64"]).command else {
             panic!("expected demo");
         };

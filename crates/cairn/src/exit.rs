@@ -259,7 +259,10 @@ mod tests {
 
     #[test]
     fn bad_node_settings_are_bad_input() {
-        let replicas = NodeError::from(NodeConfigError::ReplicasOutOfRange { replicas: 0 });
+        let replicas = NodeError::from(NodeConfigError::ReplicasOutOfRange {
+            replicas: 0,
+            max: 8,
+        });
         assert_eq!(code(DaemonError::from(replicas)), ExitCode::BadInput);
         let ring = RingConfig {
             successor_list_len: 0,
@@ -386,10 +389,13 @@ mod tests {
         };
         let text = client.to_string();
         assert_eq!(Error::from(client).to_string(), text);
-        let node = NodeError::from(NodeConfigError::ReplicasOutOfRange { replicas: 0 });
+        let node = NodeError::from(NodeConfigError::ReplicasOutOfRange {
+            replicas: 0,
+            max: 8,
+        });
         assert_eq!(
             Error::from(DaemonError::from(node)).to_string(),
-            "invalid configuration: --replicas must be 1 to 16, not 0"
+            "invalid configuration: --replicas must be 1 to 8 (the successor list length), not 0"
         );
     }
 }

@@ -27,9 +27,9 @@ const MAX_RETRY_PERIODS: u32 = 8;
 
 impl RingNode {
     /// Joins the ring that the `bootstraps` are members of, trying them in
-    /// turn until `join_timeout` has passed. The outcome comes as
-    /// [`RingEvent::Joined`] or [`RingEvent::JoinFailed`].
-    pub fn join(&mut self, now: Duration, bootstraps: &[Peer]) {
+    /// turn for up to `timeout`. The outcome comes as [`RingEvent::Joined`]
+    /// or, by the deadline, [`RingEvent::JoinFailed`].
+    pub fn join(&mut self, now: Duration, bootstraps: &[Peer], timeout: Duration) {
         let me = self.me().id;
         for bootstrap in bootstraps.iter().filter(|p| p.id != me) {
             if !self.seeds.iter().any(|s| s.id == bootstrap.id) {
@@ -41,7 +41,7 @@ impl RingNode {
         }
         self.phase = Phase::Joining {
             attempt: 0,
-            until: now + self.config.join_timeout,
+            until: now + timeout,
         };
         self.start_join_attempt(now);
         self.report_changes();

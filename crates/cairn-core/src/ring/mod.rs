@@ -127,7 +127,7 @@ pub enum RingEvent {
     Joined {
         successor: Peer,
     },
-    /// The join failed for good (every attempt until `join_timeout`): the
+    /// The join failed for good (every attempt until its deadline): the
     /// node serves nobody and should stop.
     JoinFailed {
         reason: String,
