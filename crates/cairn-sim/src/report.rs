@@ -118,6 +118,10 @@ pub struct Report {
     /// successor it was), seconds.
     pub crash_detection_p50_s: f64,
     pub crash_detection_p99_s: f64,
+    /// Crashes whose predecessor had not judged them dead by the end of the
+    /// run, and crashes whose predecessor was gone first (not measured).
+    pub crashes_unjudged: u64,
+    pub crashes_unwatched: u64,
     /// Lookups started during churn (finished then or while settling).
     pub churn_lookups: LookupStats,
     /// All traffic during churn (maintenance, joins and client lookups).
@@ -196,8 +200,11 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "crash to its predecessor's judgement: p50 {:.2} s, p99 {:.2} s",
-            self.crash_detection_p50_s, self.crash_detection_p99_s
+            "crash to its predecessor's judgement: p50 {:.2} s, p99 {:.2} s ({} never judged, {} not measured: the predecessor went first)",
+            self.crash_detection_p50_s,
+            self.crash_detection_p99_s,
+            self.crashes_unjudged,
+            self.crashes_unwatched
         );
         let _ = writeln!(
             out,

@@ -374,6 +374,8 @@ pub fn run(scenario: &Scenario) -> Report {
     delays.sort_by(f64::total_cmp);
     report.crash_detection_p50_s = percentile(&delays, 0.50).unwrap_or(0.0);
     report.crash_detection_p99_s = percentile(&delays, 0.99).unwrap_or(0.0);
+    report.crashes_unjudged = sim.unjudged_crashes() as u64;
+    report.crashes_unwatched = sim.counters.unwatched_crashes;
     report.simulated_seconds = sim.now.as_secs_f64();
     report.wall_seconds = started.elapsed().as_secs_f64();
     report

@@ -205,6 +205,9 @@ pub struct Counters {
     /// counts with its request.
     pub kind_messages: [u64; REQUEST_KINDS.len()],
     pub kind_bytes: [u64; REQUEST_KINDS.len()],
+    /// Crashes whose predecessor itself crashed or left before judging them
+    /// (their detection time is not measured).
+    pub unwatched_crashes: u64,
     /// Members that lost every neighbour at once.
     pub isolations: u64,
     /// Of the peers judged dead, those that were alive (running, not leaving): false deaths.
@@ -394,7 +397,7 @@ impl Sim {
                 seed,
                 Time {
                     now: self.now,
-                    wall_ms: 0,
+                    wall_ms: EPOCH_MS + clock_offset_ms,
                 },
             ),
             wake: None,
@@ -418,9 +421,26 @@ impl Sim {
         me.id
     }
 
+    /// A node is gone (crashed, left, or its join failed): forget what the
+    /// simulator kept for it.
+    fn forget_node(&mut self, id: NodeId) {
+        self.nodes.remove(&id);
+        self.lookups.retain(|(node, _)| *node != id);
+        // A watch whose watcher is gone can never end: the crash goes unjudged.
+        let orphaned = self.crashed_watch.len();
+        self.crashed_watch.retain(|_, (watcher, _)| *watcher != id);
+        self.counters.unwatched_crashes += (orphaned - self.crashed_watch.len()) as u64;
+    }
+
+    /// Crashes whose predecessor has not judged them dead yet (still watched).
+    pub fn unjudged_crashes(&self) -> usize {
+        self.crashed_watch.len()
+    }
+
     /// A node stops at once, without a word.
     pub fn crash(&mut self, id: NodeId) {
-        if self.nodes.remove(&id).is_some() {
+        if self.nodes.contains_key(&id) {
+            self.forget_node(id);
             self.counters.crashes += 1;
             let predecessor = self
                 .members
@@ -618,14 +638,12 @@ impl Sim {
             RingEvent::JoinFailed { .. } => {
                 // `cairn node` exits when it cannot join.
                 self.counters.join_failures += 1;
-                self.nodes.remove(&id);
+                self.forget_node(id);
             }
             // The core looks for the ring by itself; until it finds it, the
             // checks see the split.
             RingEvent::Isolated { .. } => self.counters.isolations += 1,
-            RingEvent::Left => {
-                self.nodes.remove(&id);
-            }
+            RingEvent::Left => self.forget_node(id),
             RingEvent::PeerFailed { peer, dropped } => {
                 self.counters.peer_failures += u64::from(dropped);
                 let alive = self.nodes.get(&peer.id).is_some_and(|n| {
