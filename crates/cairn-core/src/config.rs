@@ -33,14 +33,17 @@ pub struct RingConfig {
     /// probes sent one at a time) before it is judged dead. One lost datagram
     /// or a busy moment only makes it suspect. Default 4.
     pub misses_to_dead: u32,
-    /// How long a peer that timed out is kept off this node's lists when other
-    /// nodes mention it (a direct message from it clears this at once). Default 30 s.
+    /// How long a peer judged dead (or that said it left) is kept off this
+    /// node's lists when other nodes mention it (a direct message from it
+    /// clears this at once). Default 30 s.
     pub dead_memory: Duration,
     /// How often a node probes one peer it gave up for dead, looking up its own
     /// successor through it: this re-links rings that a partition split apart.
     /// Default 10 s.
     pub probe_dead_every: Duration,
-    /// How long a peer given up for dead stays in the probe rotation. Default 10 min.
+    /// How long a peer given up for dead stays in the merge-probe rotation,
+    /// from its first verdict (a probe that judges it dead again does not
+    /// extend this). Default 10 min.
     pub graveyard_memory: Duration,
     /// The HTTP address this node serves, told to peers for `cairn ring`.
     pub http: Option<String>,

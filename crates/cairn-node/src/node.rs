@@ -1,11 +1,15 @@
-//! A running node: the transport, the core state machine behind a mutex, and
+//! A running node: the transport, the core's [`Host`] behind a mutex, and
 //! the driver task that carries out the core's actions and fires its timers.
+//! The node decides nothing about the ring: it resolves addresses, moves
+//! bytes, keeps time, and does what the core says.
 //!
-//! Flow: peers' requests arrive through the transport and are answered by the
-//! core at once ([`RequestHandler`]); every change wakes the driver, which
-//! drains the core's actions (send a request, finish a lookup, report an
-//! event) and sleeps until the core's next timeout. Each outgoing request runs
-//! in its own task and reports its answer or failure back to the core.
+//! Flow: peers' requests arrive through the transport and go to the core
+//! ([`RequestHandler`]), which answers at once or later (the answer waits on
+//! a channel until the core's `Respond` action); every change wakes the
+//! driver, which drains the core's actions (send a request, answer one,
+//! finish a lookup or a ring walk, report an event) and sleeps until the
+//! core's next timeout. Each outgoing request runs in its own task and
+//! reports its answer or failure back to the core.
 
 use crate::config::NodeConfig;
 use crate::transport::{
@@ -129,7 +133,8 @@ pub struct Node {
 
 impl Node {
     /// Starts a node: loads (or creates) its key, binds QUIC, starts the driver,
-    /// and joins through the first `config.join` address that lets it in.
+    /// and joins through the `config.join` addresses (every one that answers
+    /// is handed to the core, which tries them in turn).
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         config.validate()?;
         let key = cairn_store::identity::load_or_create_node_key(&config.data_dir)?;

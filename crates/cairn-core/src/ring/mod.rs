@@ -328,7 +328,8 @@ impl RingNode {
             .collect()
     }
 
-    /// True if `id` missed a request recently and was not heard from since.
+    /// True if `id` was judged dead (`misses_to_dead` misses in a row) or
+    /// departed, and was not heard from since.
     pub fn is_dead(&self, id: NodeId) -> bool {
         self.liveness.is_dead(id)
     }
