@@ -47,6 +47,8 @@ pub enum LookupError {
     NoCandidates { failed: usize },
     #[error("this node is leaving the ring")]
     Leaving,
+    #[error("this node could not join the ring")]
+    NotJoined,
 }
 
 /// The state of one lookup.

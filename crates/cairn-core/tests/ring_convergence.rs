@@ -36,6 +36,8 @@ struct Net {
     walks: BTreeMap<(NodeId, u64), Vec<WalkedMember>>,
     /// How many of the next requests to each node are lost on the way.
     lose_requests_to: BTreeMap<NodeId, u32>,
+    /// Nodes cut off from every other: all their messages are lost.
+    cut_off: std::collections::BTreeSet<NodeId>,
     queue: BinaryHeap<Reverse<(Duration, u64)>>,
     in_flight: BTreeMap<u64, Delivery>,
     seq: u64,
@@ -64,6 +66,7 @@ impl Net {
             deferred: BTreeMap::new(),
             walks: BTreeMap::new(),
             lose_requests_to: BTreeMap::new(),
+            cut_off: std::collections::BTreeSet::new(),
             queue: BinaryHeap::new(),
             in_flight: BTreeMap::new(),
             seq: 0,
@@ -113,6 +116,13 @@ impl Net {
     }
 
     fn schedule(&mut self, delivery: Delivery) {
+        let (from, to) = match &delivery {
+            Delivery::Request { from, to, .. } => (from.id, *to),
+            Delivery::Response { to, .. } => (*to, *to),
+        };
+        if self.cut_off.contains(&from) || self.cut_off.contains(&to) {
+            return; // Lost: the sender times out.
+        }
         self.seq += 1;
         self.in_flight.insert(self.seq, delivery);
         self.queue
@@ -769,4 +779,23 @@ fn a_walk_lists_every_member_in_ring_order_and_judges_a_crashed_one() {
     net.converge(secs(10));
     let walked = net.walk(live[0].id);
     assert_eq!(walked.len(), 4, "{walked:?}");
+}
+
+#[test]
+fn a_member_cut_off_from_everyone_finds_the_ring_again() {
+    let mut net = ring_of(6);
+    let live: Vec<Peer> = net.nodes.values().map(|n| n.me()).collect();
+    let alone = live[2];
+    net.cut_off.insert(alone.id);
+    net.run(secs(15));
+    let isolated = net
+        .events
+        .iter()
+        .any(|(id, e)| *id == alone.id && matches!(e, RingEvent::Isolated { .. }));
+    assert!(isolated, "it lost every neighbour: {:?}", net.events);
+    assert_eq!(net.nodes[&alone.id].ring().routing().successor(), None);
+    net.cut_off.clear();
+    let took = net.converge(secs(30));
+    eprintln!("one ring again {took:?} after the cut healed");
+    assert!(anyone_lists(&net, alone.id), "back in the ring");
 }

@@ -89,6 +89,7 @@ impl RingNode {
             );
             self.phase = Phase::JoinFailed;
             self.timers.unset(Timer::JoinRetry);
+            self.stop_all_work(LookupError::NotJoined);
             self.table.clear();
             self.actions
                 .push_back(Action::Event(RingEvent::JoinFailed { reason }));

@@ -21,7 +21,7 @@ impl RingNode {
         }
         // Leaving from here on: aborted lookups (a join among them) must not retry.
         self.phase = Phase::Leaving { awaiting: 0 };
-        self.abort_lookups(now, LookupError::Leaving);
+        self.abort_lookups(LookupError::Leaving);
         self.finish_walks();
         let notice = Request::Leaving {
             predecessor: self.table.predecessor(),
@@ -52,17 +52,26 @@ impl RingNode {
     fn maybe_left(&mut self) {
         if self.phase == (Phase::Leaving { awaiting: 0 }) {
             self.phase = Phase::Left;
-            for pending in self.rpcs.clear() {
-                if let Purpose::Relay(inbound) = pending.purpose {
-                    self.actions.push_back(Action::Respond {
-                        inbound,
-                        response: Response::Error {
-                            reason: "this node has left the ring".into(),
-                        },
-                    });
-                }
-            }
+            self.stop_all_work(LookupError::Leaving);
             self.actions.push_back(Action::Event(RingEvent::Left));
+        }
+    }
+
+    /// The node stops (it left, or could not join): every lookup and walk
+    /// ends, pending requests are forgotten, and requests answered later are
+    /// answered now with an error.
+    pub(super) fn stop_all_work(&mut self, why: LookupError) {
+        self.abort_lookups(why.clone());
+        self.finish_walks();
+        for pending in self.rpcs.clear() {
+            if let Purpose::Relay(inbound) = pending.purpose {
+                self.actions.push_back(Action::Respond {
+                    inbound,
+                    response: Response::Error {
+                        reason: why.to_string(),
+                    },
+                });
+            }
         }
     }
 

@@ -140,14 +140,20 @@ impl RingNode {
         }
     }
 
-    /// Ends every lookup with `error` (the node is leaving).
-    pub(super) fn abort_lookups(&mut self, now: Duration, error: LookupError) {
-        for id in self.lookups.keys().copied().collect::<Vec<_>>() {
-            if let Some(mut running) = self.lookups.remove(&id) {
-                running.lookup.abort(error.clone());
-                self.complete_lookup(now, id, running, Err(error.clone()));
+    /// Ends every lookup with `error`, at once: the user's are answered,
+    /// the ring's own end without effect (the node stops).
+    pub(super) fn abort_lookups(&mut self, error: LookupError) {
+        for (id, running) in std::mem::take(&mut self.lookups) {
+            if running.kind == LookupKind::User {
+                self.actions.push_back(Action::LookupDone {
+                    lookup: id,
+                    result: Err(error.clone()),
+                });
             }
         }
+        self.timers.set_busy(super::timers::Timer::FixFinger, false);
+        self.timers
+            .set_busy(super::timers::Timer::MergeProbe, false);
     }
 
     /// Hands a finished lookup's result to whoever asked.

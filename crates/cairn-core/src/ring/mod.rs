@@ -48,6 +48,9 @@ mod stabilize;
 pub mod timers;
 pub mod walk;
 
+#[cfg(test)]
+mod tests;
+
 use crate::config::RingConfig;
 use crate::id::{Id, NodeId};
 use crate::liveness::{Liveness, Verdict};

@@ -131,6 +131,15 @@ impl Outstanding {
             .retain(|_, p| now.saturating_sub(p.deadline) < keep_late);
     }
 
+    /// What the pending requests to `peer` are for.
+    #[cfg(test)]
+    pub fn pending_to(&self, peer: NodeId) -> impl Iterator<Item = Purpose> + '_ {
+        self.pending
+            .values()
+            .filter(move |p| p.to.id == peer)
+            .map(|p| p.purpose)
+    }
+
     /// The earliest deadline of a pending request.
     pub fn next_deadline(&self) -> Option<Duration> {
         self.pending.values().map(|p| p.deadline).min()
