@@ -25,6 +25,9 @@
 //!
 //! The work is split by concept, one child module each:
 //! - [`rpc`]: the requests under way and the late answers worth measuring;
+//! - `failures`: what a failed, timed-out or refused request means, by its
+//!   purpose (only the ring's own probes and requests weigh on liveness);
+//! - `exchange`: the lists stabilization exchanges, sent only when changed;
 //! - [`timers`]: the periodic work as an enum of timer kinds;
 //! - `join`: joining, with paced retries through the seeds until a deadline;
 //! - `stabilize`: stabilize, notify, check predecessor;
@@ -38,6 +41,8 @@
 //! Liveness (which peers are believed dead) is its own module,
 //! [`crate::liveness`].
 
+mod exchange;
+mod failures;
 mod fingers;
 mod join;
 mod leave;
@@ -53,18 +58,19 @@ mod tests;
 
 use crate::config::RingConfig;
 use crate::id::{Id, NodeId};
-use crate::liveness::{Liveness, Verdict};
+use crate::liveness::Liveness;
 use crate::lookup::{LookupError, Owner};
 use crate::range::KeyRange;
 use crate::rng::Rng;
-use crate::routing::{RoutingTable, fingerprint};
+use crate::routing::RoutingTable;
 use crate::rpc::InboundId;
 use crate::rtt::RttEstimator;
 use crate::wire::{Peer, Request, Response};
+use exchange::HeldList;
 use lookups::RunningLookup;
 use merge::Graveyard;
 pub use rpc::RingRpc;
-use rpc::{Outstanding, PendingRpc, Purpose};
+use rpc::{Outstanding, Purpose};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 use timers::{Timer, Timers};
@@ -180,14 +186,6 @@ pub enum Phase {
     Leaving { awaiting: usize },
     /// Gone: answers nothing but errors, schedules nothing.
     Left,
-}
-
-/// A peer's successor list as last received, with its fingerprint.
-#[derive(Clone, Debug)]
-struct HeldList {
-    from: NodeId,
-    fingerprint: u64,
-    peers: Vec<Peer>,
 }
 
 /// One node's view of the ring and the work it has under way.
@@ -620,207 +618,6 @@ impl RingNode {
         let rpc = self.rpcs.open(to, purpose, now, timeout);
         self.actions.push_back(Action::Send { rpc, to, request });
         rpc
-    }
-
-    /// The request for a node's state: what this node already holds of its
-    /// list (so that an unchanged list is not sent again), and this node's
-    /// predecessor list if that node does not hold the current one.
-    fn state_request(&self, to: Peer) -> Request {
-        let have = match &self.successor_state {
-            Some(held) if held.from == to.id => held.fingerprint,
-            _ => 0,
-        };
-        let mine = self.table.predecessors_for(to.id);
-        let holds_mine = self.successor_holds == Some((to.id, fingerprint(&mine)));
-        Request::GetState {
-            have,
-            predecessors: (!holds_mine).then_some(mine),
-        }
-    }
-
-    /// Answers `GetState`: takes the asker's predecessor list if it is my
-    /// predecessor, says what I hold of it, and sends my successor list
-    /// unless the asker holds it already.
-    fn answer_state(&mut self, from: Peer, have: u64, predecessors: Option<Vec<Peer>>) -> Response {
-        let from_predecessor = self.table.predecessor().is_some_and(|p| p.id == from.id);
-        if let Some(list) = predecessors
-            && from_predecessor
-        {
-            self.table.adopt_predecessors(from, &list);
-        }
-        let have_predecessors = match self.table.predecessors_from(from.id) {
-            Some(held) if from_predecessor => fingerprint(held),
-            _ => 0,
-        };
-        let successors = self.table.successors();
-        let unchanged = have != 0 && have == self.table.successors_fingerprint();
-        Response::State {
-            predecessor: self.table.predecessor(),
-            successors: (!unchanged).then(|| successors.to_vec()),
-            have_predecessors,
-            http: self.config.http.clone(),
-        }
-    }
-
-    /// The successor list of a `State` answer from `from` (the one held
-    /// already if it said "unchanged"; `None` if it said so of a list this
-    /// node no longer holds), and what it holds of mine. `keep` caches the
-    /// list for the next round (answers of the successor, or of a node about
-    /// to become it).
-    fn take_state(
-        &mut self,
-        from: Peer,
-        successors: Option<Vec<Peer>>,
-        holds: u64,
-        keep: bool,
-    ) -> Option<Vec<Peer>> {
-        self.successor_holds = Some((from.id, holds));
-        match successors {
-            Some(list) => {
-                if keep {
-                    self.hold_list(from, &list);
-                }
-                Some(list)
-            }
-            None => match &self.successor_state {
-                Some(held) if held.from == from.id => Some(held.peers.clone()),
-                _ => {
-                    self.successor_state = None;
-                    None
-                }
-            },
-        }
-    }
-
-    /// Remembers `from`'s successor list, to ask with its fingerprint next time.
-    fn hold_list(&mut self, from: Peer, list: &[Peer]) {
-        self.successor_state = Some(HeldList {
-            from: from.id,
-            fingerprint: fingerprint(list),
-            peers: list.to_vec(),
-        });
-    }
-
-    /// A ring request failed or timed out: evidence against the peer's
-    /// liveness, weighed by [`Liveness`]; the work it was for goes on without it.
-    fn on_failed(&mut self, now: Duration, failed: PendingRpc) {
-        let PendingRpc {
-            to: peer,
-            purpose,
-            sent_at,
-            ..
-        } = failed;
-        match purpose {
-            Purpose::Leave => {
-                self.leave_answered();
-                return;
-            }
-            // Work done for another node (a relay), or through one (an
-            // indirect probe, which waits on a third): no evidence about a
-            // neighbour of this node. Counting it would spread suspicion of
-            // one crash round the whole ring.
-            Purpose::Relay(_) | Purpose::IndirectProbe(_) => {
-                self.go_on_without(now, peer, purpose);
-                return;
-            }
-            _ => {}
-        }
-        let verdict = self
-            .liveness
-            .missed(now, peer.id, sent_at, purpose == Purpose::Probe);
-        self.go_on_without(now, peer, purpose);
-        match verdict {
-            Verdict::Suspect { probe: true, first } => {
-                self.send(now, peer, Request::Ping, Purpose::Probe);
-                if first && let Some(other) = self.probe_helper(peer.id) {
-                    let request = Request::ProbeFor { target: peer };
-                    self.send(now, other, request, Purpose::IndirectProbe(peer.id));
-                }
-            }
-            Verdict::Suspect { probe: false, .. } => {}
-            Verdict::Dead => self.on_peer_dead(now, peer),
-            Verdict::AlreadyGone => {
-                if purpose == Purpose::Stabilize {
-                    self.on_stabilize_failed(now);
-                }
-            }
-        }
-    }
-
-    /// A peer answered a ring request with an error (it is leaving, has left,
-    /// or is still joining): it lives, but cannot serve the ring, so it is
-    /// dropped without any judgement of its liveness.
-    fn on_refused(&mut self, now: Duration, peer: Peer, purpose: Purpose) {
-        self.liveness.departed(now, peer.id);
-        self.rtt.forget(peer.id);
-        self.table.remove(peer.id);
-        self.go_on_without(now, peer, purpose);
-        if purpose == Purpose::Stabilize {
-            self.on_stabilize_failed(now);
-        }
-    }
-
-    /// The work a failed request was for goes on without that peer.
-    fn go_on_without(&mut self, now: Duration, peer: Peer, purpose: Purpose) {
-        match purpose {
-            // The next round asks again, or the verdict on the peer moves on.
-            Purpose::Stabilize => self.timers.set_busy(Timer::Stabilize, false),
-            Purpose::StabilizeCandidate => self.on_candidate_failed(now),
-            Purpose::CheckPredecessor => self.timers.set_busy(Timer::CheckPredecessor, false),
-            Purpose::CheckFinger(_) => self.timers.set_busy(Timer::FixFinger, false),
-            Purpose::Lookup(id) => {
-                if let Some(running) = self.lookups.get_mut(&id) {
-                    running.lookup.on_failure(peer.id);
-                }
-                self.drive_lookup(now, id);
-            }
-            Purpose::Walk(id) => self.on_walk_failed(now, id, peer),
-            Purpose::Relay(inbound) => self.actions.push_back(Action::Respond {
-                inbound,
-                response: Response::Error {
-                    reason: format!("{} did not answer", peer.addr),
-                },
-            }),
-            // A leave counts answers and failures alike (see `on_failed`).
-            Purpose::Leave
-            | Purpose::Notify
-            | Purpose::Closer
-            | Purpose::Introduce
-            | Purpose::Probe
-            | Purpose::IndirectProbe(_) => {}
-        }
-    }
-
-    /// `peer` missed enough requests in a row: drop it everywhere, keep it
-    /// off the lists others send, probe it now and then for a merge, and
-    /// repair the successor list at once if it was the first successor.
-    fn on_peer_dead(&mut self, now: Duration, peer: Peer) {
-        let was_successor = self.table.successor().is_some_and(|s| s.id == peer.id);
-        self.graveyard.bury(peer, now);
-        self.rtt.forget(peer.id);
-        let dropped = self.table.remove(peer.id);
-        self.actions
-            .push_back(Action::Event(RingEvent::PeerFailed { peer, dropped }));
-        if was_successor {
-            self.on_stabilize_failed(now);
-        }
-    }
-
-    /// Another node to probe a suspect through: the nearest neighbour that is
-    /// neither the suspect nor in doubt itself.
-    fn probe_helper(&self, suspect: NodeId) -> Option<Peer> {
-        let me = self.me().id;
-        self.table
-            .successors()
-            .iter()
-            .chain(self.table.predecessors())
-            .find(|p| {
-                p.id != suspect
-                    && p.id != me
-                    && !self.liveness.is_dead(p.id)
-                    && !self.liveness.is_suspect(p.id)
-            })
-            .copied()
     }
 
     /// A peer answered or asked: it is alive, and a way back in if all else fails.
