@@ -61,6 +61,9 @@ pub struct Lookup {
     candidates: Vec<Peer>,
     /// Answered already: never asked again.
     answered: Vec<NodeId>,
+    /// The answerer closest to the target so far: candidates behind it
+    /// cannot help any more (they would walk the long way round).
+    frontier: Option<NodeId>,
     /// Peers whose requests failed, with how many times.
     failures: Vec<(NodeId, u8)>,
     in_flight: Option<Peer>,
@@ -82,6 +85,7 @@ impl Lookup {
             deadline: now + deadline,
             candidates: Vec::new(),
             answered: Vec::new(),
+            frontier: None,
             failures: Vec::new(),
             in_flight: None,
             excluded: Vec::new(),
@@ -115,6 +119,7 @@ impl Lookup {
         self.paused_until = Some(until);
         self.answered.clear();
         self.failures.clear();
+        self.frontier = None;
     }
 
     /// When the lookup next needs attention: its deadline, or the end of a pause.
@@ -150,8 +155,13 @@ impl Lookup {
     }
 
     fn add_candidates(&mut self, peers: impl IntoIterator<Item = Peer>) {
+        let target = self.target;
         for peer in peers {
-            let known = self.candidates.iter().any(|p| p.id == peer.id)
+            let behind = self
+                .frontier
+                .is_some_and(|frontier| !between_open(frontier.id(), peer.id.id(), target));
+            let known = behind
+                || self.candidates.iter().any(|p| p.id == peer.id)
                 || self.in_flight.is_some_and(|p| p.id == peer.id)
                 || self.answered.contains(&peer.id)
                 || self.excluded.contains(&peer.id)
@@ -160,9 +170,19 @@ impl Lookup {
                 self.candidates.push(peer);
             }
         }
-        let target = self.target;
         self.candidates
             .sort_by_cached_key(|p| p.id.id().distance_to(target));
+    }
+
+    /// `from` answered: it becomes the frontier if it is the closest yet.
+    fn advance_frontier(&mut self, from: NodeId) {
+        let target = self.target;
+        let closer = self.frontier.is_none_or(|frontier| {
+            from.id().distance_to(target) < frontier.id().distance_to(target)
+        });
+        if closer {
+            self.frontier = Some(from);
+        }
     }
 
     fn failures_of(&self, peer: NodeId) -> u8 {
@@ -189,6 +209,7 @@ impl Lookup {
         }
         self.in_flight = None;
         self.answered.push(from);
+        self.advance_frontier(from);
         self.hops += 1;
         let target = self.target;
         let progress: Vec<Peer> = closer
@@ -226,7 +247,8 @@ impl Lookup {
         }
     }
 
-    /// Offers fresh candidates (e.g. from the routing table after failures).
+    /// Offers fresh candidates (e.g. from the routing table after failures);
+    /// only those beyond the closest node that answered are taken.
     pub fn reseed(&mut self, peers: Vec<Peer>) {
         self.add_candidates(peers);
     }
@@ -396,6 +418,30 @@ mod tests {
             lookup.wake_at(),
             at(5000),
             "the pause is over: only the deadline is left"
+        );
+    }
+
+    #[test]
+    fn once_past_a_node_the_lookup_never_walks_back_behind_it() {
+        let target = Id::from_high_u64(100);
+        let mut lookup = Lookup::new(target, vec![peer(50)], at(0), at(5000));
+        assert_eq!(lookup.next(at(0)), LookupStep::Ask(peer(50)));
+        lookup.on_closer(peer(50).id, vec![peer(90)]);
+        assert_eq!(lookup.next(at(1)), LookupStep::Ask(peer(90)));
+        lookup.on_closer(peer(90).id, vec![peer(95)]);
+        for attempt in 0..2 {
+            assert_eq!(lookup.next(at(2 + attempt)), LookupStep::Ask(peer(95)));
+            lookup.on_failure(peer(95).id);
+        }
+        // The asker's own table only knows nodes far behind 90: no help.
+        lookup.reseed(vec![peer(20), peer(60)]);
+        assert!(lookup.is_starved(), "starved: pause and start over instead");
+        lookup.pause_until(at(500));
+        lookup.reseed(vec![peer(20), peer(60)]);
+        assert_eq!(
+            lookup.next(at(500)),
+            LookupStep::Ask(peer(60)),
+            "a fresh start"
         );
     }
 
