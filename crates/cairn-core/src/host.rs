@@ -22,7 +22,6 @@ use crate::ring::{self, LookupAnswer, LookupId, Phase, RingEvent, RingNode};
 use crate::rpc::{InboundId, Machine, RpcId};
 use crate::version::{Hlc, Version};
 use crate::wire::{Peer, Request, Response};
-use std::collections::VecDeque;
 use std::time::Duration;
 
 /// How far ahead of this node's wall clock a peer's timestamp may be before
@@ -87,7 +86,6 @@ pub struct Host {
     ring: RingNode,
     hlc: Hlc,
     next_inbound: u64,
-    actions: VecDeque<Action>,
 }
 
 impl Host {
@@ -97,7 +95,6 @@ impl Host {
             ring: RingNode::new(me, config, seed, time.now),
             hlc: Hlc::new(MAX_CLOCK_DRIFT_MS),
             next_inbound: 1,
-            actions: VecDeque::new(),
         }
     }
 
@@ -130,19 +127,16 @@ impl Host {
     /// Joins the ring through the `bootstraps` within `timeout` (see [`RingNode::join`]).
     pub fn join(&mut self, time: Time, bootstraps: &[Peer], timeout: Duration) {
         self.ring.join(time.now, bootstraps, timeout);
-        self.collect();
     }
 
     /// Leaves gracefully (see [`RingNode::leave`]).
     pub fn leave(&mut self, time: Time) {
         self.ring.leave(time.now);
-        self.collect();
     }
 
     /// Starts a lookup of successor(target); its end comes as [`Action::LookupDone`].
     pub fn start_lookup(&mut self, time: Time, target: Id) -> LookupId {
         let id = self.ring.start_lookup(time.now, target);
-        self.collect();
         id
     }
 
@@ -150,7 +144,6 @@ impl Host {
     /// come as [`Action::WalkDone`].
     pub fn start_walk(&mut self, time: Time) -> WalkId {
         let id = self.ring.start_walk(time.now);
-        self.collect();
         id
     }
 
@@ -162,7 +155,6 @@ impl Host {
             Some(response) => Reply::Now(response),
             None => Reply::Later(inbound),
         };
-        self.collect();
         reply
     }
 
@@ -172,7 +164,6 @@ impl Host {
             Some(Machine::Ring) => self.ring.handle_response(time.now, rpc.seq(), response),
             None => return, // Not one of ours: nothing waits for it.
         }
-        self.collect();
     }
 
     /// Request `rpc` failed (unreachable, refused, reset) before its timeout.
@@ -181,7 +172,6 @@ impl Host {
             Some(Machine::Ring) => self.ring.handle_failure(time.now, rpc.seq()),
             None => return,
         }
-        self.collect();
     }
 
     /// Time passed: every machine whose timeout is due runs.
@@ -189,14 +179,14 @@ impl Host {
         if self.ring.poll_timeout().is_some_and(|at| at <= time.now) {
             self.ring.handle_timeout(time.now);
         }
-        self.collect();
     }
 
     // ---- outputs ----
 
     /// The next thing to do, if any.
+    /// (Each machine keeps its own queue; the host tags what it hands out.)
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        self.ring.poll_action().map(Self::from_ring)
     }
 
     /// When `handle_timeout` should be called next.
@@ -204,25 +194,18 @@ impl Host {
         self.ring.poll_timeout()
     }
 
-    /// Moves the machines' actions to the host's queue, tagging their ids.
-    fn collect(&mut self) {
-        while let Some(action) = self.ring.poll_action() {
-            let action = match action {
-                ring::Action::Send { rpc, to, request } => Action::Send {
-                    rpc: RpcId::new(Machine::Ring, rpc),
-                    to,
-                    request,
-                },
-                ring::Action::Respond { inbound, response } => {
-                    Action::Respond { inbound, response }
-                }
-                ring::Action::LookupDone { lookup, result } => {
-                    Action::LookupDone { lookup, result }
-                }
-                ring::Action::WalkDone { walk, members } => Action::WalkDone { walk, members },
-                ring::Action::Event(event) => Action::Event(Event::Ring(event)),
-            };
-            self.actions.push_back(action);
+    /// A ring action in the host's terms: its request ids tagged.
+    fn from_ring(action: ring::Action) -> Action {
+        match action {
+            ring::Action::Send { rpc, to, request } => Action::Send {
+                rpc: RpcId::new(Machine::Ring, rpc),
+                to,
+                request,
+            },
+            ring::Action::Respond { inbound, response } => Action::Respond { inbound, response },
+            ring::Action::LookupDone { lookup, result } => Action::LookupDone { lookup, result },
+            ring::Action::WalkDone { walk, members } => Action::WalkDone { walk, members },
+            ring::Action::Event(event) => Action::Event(Event::Ring(event)),
         }
     }
 }

@@ -225,8 +225,10 @@ impl RoutingTable {
     /// Updates the address of a known peer that was heard from at a new one.
     pub fn refresh_address(&mut self, peer: Peer) {
         let mut moved = false;
+        // Compared by address first: nearly always the same, and cheaper
+        // than the 32-byte id.
         let mut update = |p: &mut Peer| {
-            if p.id == peer.id && p.addr != peer.addr {
+            if p.addr != peer.addr && p.id == peer.id {
                 p.addr = peer.addr;
                 moved = true;
             }
@@ -238,7 +240,7 @@ impl RoutingTable {
             self.generation += 1;
         }
         for finger in self.fingers.values_mut() {
-            if finger.id == peer.id {
+            if finger.addr != peer.addr && finger.id == peer.id {
                 finger.addr = peer.addr;
             }
         }

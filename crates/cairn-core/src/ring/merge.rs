@@ -53,8 +53,8 @@ impl Graveyard {
 
     /// `id` was heard from: nothing to probe.
     pub fn revive(&mut self, id: NodeId) {
-        if !self.peers.is_empty() {
-            self.peers.retain(|(p, _)| p.id != id);
+        if let Some(at) = self.peers.iter().position(|(p, _)| p.id == id) {
+            self.peers.remove(at);
         }
     }
 

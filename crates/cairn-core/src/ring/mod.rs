@@ -626,7 +626,9 @@ impl RingNode {
         if self.acquaintances.back() == Some(&peer) {
             return; // The common case: the same peer again.
         }
-        self.acquaintances.retain(|p| p.id != peer.id);
+        if let Some(at) = self.acquaintances.iter().position(|p| p.id == peer.id) {
+            self.acquaintances.remove(at);
+        }
         if self.acquaintances.len() == ACQUAINTANCES {
             self.acquaintances.pop_front();
         }
