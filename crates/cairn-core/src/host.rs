@@ -136,33 +136,30 @@ impl Host {
 
     /// Starts a lookup of successor(target); its end comes as [`Action::LookupDone`].
     pub fn start_lookup(&mut self, time: Time, target: Id) -> LookupId {
-        let id = self.ring.start_lookup(time.now, target);
-        id
+        self.ring.start_lookup(time.now, target)
     }
 
     /// Walks the ring from here (see [`RingNode::start_walk`]); the members
     /// come as [`Action::WalkDone`].
     pub fn start_walk(&mut self, time: Time) -> WalkId {
-        let id = self.ring.start_walk(time.now);
-        id
+        self.ring.start_walk(time.now)
     }
 
     /// A request from `from` (whose id the transport authenticated).
     pub fn handle_request(&mut self, time: Time, from: Peer, request: Request) -> Reply {
         let inbound = InboundId(self.next_inbound);
         self.next_inbound += 1;
-        let reply = match self.ring.handle_request(time.now, from, inbound, request) {
+        match self.ring.handle_request(time.now, from, inbound, request) {
             Some(response) => Reply::Now(response),
             None => Reply::Later(inbound),
-        };
-        reply
+        }
     }
 
     /// The answer to request `rpc` arrived.
     pub fn handle_response(&mut self, time: Time, rpc: RpcId, response: Response) {
         match rpc.machine() {
             Some(Machine::Ring) => self.ring.handle_response(time.now, rpc.seq(), response),
-            None => return, // Not one of ours: nothing waits for it.
+            None => {} // Not one of ours: nothing waits for it.
         }
     }
 
@@ -170,7 +167,7 @@ impl Host {
     pub fn handle_failure(&mut self, time: Time, rpc: RpcId) {
         match rpc.machine() {
             Some(Machine::Ring) => self.ring.handle_failure(time.now, rpc.seq()),
-            None => return,
+            None => {}
         }
     }
 
@@ -183,8 +180,8 @@ impl Host {
 
     // ---- outputs ----
 
-    /// The next thing to do, if any.
-    /// (Each machine keeps its own queue; the host tags what it hands out.)
+    /// The next thing to do, if any. (Each machine keeps its own queue; the
+    /// host tags what it hands out.)
     pub fn poll_action(&mut self) -> Option<Action> {
         self.ring.poll_action().map(Self::from_ring)
     }
