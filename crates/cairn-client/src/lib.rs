@@ -99,6 +99,44 @@ impl Client {
             .await
     }
 
+    /// `PUT /v1/kv/{key}`: stores `value` on a write quorum; its version.
+    /// An error means the write is indeterminate (it may still take effect).
+    pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<Written, ClientError> {
+        validate_key(key)?;
+        let url = self.kv_url(key)?;
+        let (_, body) = self
+            .send_full(self.http.put(url.clone()).body(value), &url)
+            .await?;
+        decode(&url, &body)
+    }
+
+    /// `DELETE /v1/kv/{key}`: writes a tombstone on a write quorum.
+    pub async fn delete(&self, key: &str) -> Result<Written, ClientError> {
+        validate_key(key)?;
+        let url = self.kv_url(key)?;
+        let (_, body) = self.send_full(self.http.delete(url.clone()), &url).await?;
+        decode(&url, &body)
+    }
+
+    /// `GET /v1/kv/{key}`: the newest value a read quorum holds, with its
+    /// version (the `ETag`). A key never written, or deleted, is
+    /// [`ClientError::NotFound`].
+    pub async fn get(&self, key: &str) -> Result<Value, ClientError> {
+        validate_key(key)?;
+        let url = self.kv_url(key)?;
+        let (headers, bytes) = self.send_full(self.http.get(url.clone()), &url).await?;
+        let version = headers
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim_matches('"').to_string());
+        Ok(Value { bytes, version })
+    }
+
+    fn kv_url(&self, key: &str) -> Result<Url, ClientError> {
+        self.base
+            .endpoint(&format!("/v1/kv/{}", encode_key_segment(key)))
+    }
+
     /// `POST /v1/node/leave`: asks the node to leave the ring gracefully.
     /// Returns once the node has accepted; it then hands over its data and
     /// stops on its own.
@@ -124,17 +162,27 @@ impl Client {
         request: reqwest::RequestBuilder,
         url: &Url,
     ) -> Result<Vec<u8>, ClientError> {
+        Ok(self.send_full(request, url).await?.1)
+    }
+
+    /// [`Client::send`], with the answer's headers.
+    async fn send_full(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &Url,
+    ) -> Result<(reqwest::header::HeaderMap, Vec<u8>), ClientError> {
         let response = request
             .send()
             .await
             .map_err(|err| self.transport_error(url, &err))?;
         let status = response.status();
+        let headers = response.headers().clone();
         let body = response
             .bytes()
             .await
             .map_err(|err| self.transport_error(url, &err))?;
         if status.is_success() {
-            Ok(body.to_vec())
+            Ok((headers, body.to_vec()))
         } else {
             Err(error_from_status(status.as_u16(), &body))
         }
@@ -160,6 +208,28 @@ impl Client {
             reason: root_cause(err),
         }
     }
+}
+
+/// The answer to a put or delete: the version now on a write quorum.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct Written {
+    /// The version, as the hex of its bytes (the same as the `ETag`).
+    pub version: String,
+}
+
+/// A value read back, with its version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Value {
+    pub bytes: Vec<u8>,
+    /// The version (the `ETag`), as hex.
+    pub version: Option<String>,
+}
+
+fn decode<T: DeserializeOwned>(url: &Url, body: &[u8]) -> Result<T, ClientError> {
+    serde_json::from_slice(body).map_err(|err| ClientError::Decode {
+        url: url.to_string(),
+        reason: err.to_string(),
+    })
 }
 
 /// The innermost error's message ("Connection refused (os error 111)"),

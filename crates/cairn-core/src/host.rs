@@ -15,13 +15,17 @@
 //! when the wall clock steps back.
 
 use crate::config::RingConfig;
-use crate::id::Id;
+use crate::id::{Id, KeyId};
+use crate::kv::{self, KvAction, KvConfig, KvError, OpId, OpResult, Replication};
 use crate::lookup::LookupError;
+use crate::record::Record;
 use crate::ring::walk::{WalkId, WalkedMember};
 use crate::ring::{self, LookupAnswer, LookupId, Phase, RingEvent, RingNode};
 use crate::rpc::{InboundId, Machine, RpcId};
+use crate::storage::{StorageOutcome, StorageRequest, Ticket};
 use crate::version::{Hlc, Version};
 use crate::wire::{Peer, Request, Response};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How far ahead of this node's wall clock a peer's timestamp may be before
@@ -70,6 +74,16 @@ pub enum Action {
         walk: WalkId,
         members: Vec<WalkedMember>,
     },
+    /// Run this on the local store, then call `storage_done` with `ticket`.
+    Storage {
+        ticket: Ticket,
+        request: StorageRequest,
+    },
+    /// A client operation (`put`, `delete`, `get`) ended.
+    KvDone {
+        op: OpId,
+        result: Result<OpResult, KvError>,
+    },
     /// Something the caller may want to log or react to.
     Event(Event),
 }
@@ -84,17 +98,25 @@ pub enum Event {
 #[derive(Clone, Debug)]
 pub struct Host {
     ring: RingNode,
+    kv: Replication,
+    /// Ring lookups started for replication, and the operation each serves.
+    kv_lookups: BTreeMap<LookupId, OpId>,
     hlc: Hlc,
     next_inbound: u64,
+    /// The last time an input carried, for work the host starts itself.
+    last: Time,
 }
 
 impl Host {
     /// A node alone on its own ring until it joins or is joined.
-    pub fn new(me: Peer, config: RingConfig, seed: u64, time: Time) -> Host {
+    pub fn new(me: Peer, config: RingConfig, kv: KvConfig, seed: u64, time: Time) -> Host {
         Host {
             ring: RingNode::new(me, config, seed, time.now),
+            kv: Replication::new(me, kv),
+            kv_lookups: BTreeMap::new(),
             hlc: Hlc::new(MAX_CLOCK_DRIFT_MS),
             next_inbound: 1,
+            last: time,
         }
     }
 
@@ -114,6 +136,7 @@ impl Host {
     /// A version for a write made here now: after every version this node
     /// handed out or saw, at the wall clock if it moved on.
     pub fn stamp(&mut self, time: Time) -> Version {
+        self.last = time;
         Version::new(self.hlc.tick(time.wall_ms), self.me().id)
     }
 
@@ -145,36 +168,122 @@ impl Host {
         self.ring.start_walk(time.now)
     }
 
+    /// Writes `value` under `key` (stamped with a new version) to the key's
+    /// replicas; the end comes as [`Action::KvDone`].
+    pub fn put(&mut self, time: Time, key: &[u8], value: Vec<u8>) -> Result<OpId, KvError> {
+        kv::check_key(key)?;
+        let record = Record::value(key, self.stamp(time), value);
+        self.write(time, record)
+    }
+
+    /// Deletes `key`: writes a tombstone (see [`Host::put`]).
+    pub fn delete(&mut self, time: Time, key: &[u8]) -> Result<OpId, KvError> {
+        kv::check_key(key)?;
+        let record = Record::tombstone(key, self.stamp(time));
+        self.write(time, record)
+    }
+
+    fn write(&mut self, time: Time, record: Record) -> Result<OpId, KvError> {
+        self.serving()?;
+        let replicas = self.local_replicas(record.key_id);
+        self.kv.write(time.now, record, replicas)
+    }
+
+    /// Reads the newest record of `key` from a read quorum; the end comes as
+    /// [`Action::KvDone`] (a tombstone for a deleted key).
+    pub fn get(&mut self, time: Time, key: &[u8]) -> Result<OpId, KvError> {
+        kv::check_key(key)?;
+        self.serving()?;
+        self.last = time;
+        let key_id = KeyId::of_key(key);
+        let replicas = self.local_replicas(key_id);
+        Ok(self.kv.read(time.now, key_id, replicas))
+    }
+
+    /// Client operations are served by members only.
+    fn serving(&self) -> Result<(), KvError> {
+        match self.ring.phase() {
+            Phase::Active => Ok(()),
+            _ => Err(KvError::NotServing),
+        }
+    }
+
+    /// The key's replica set if this node's tables name it.
+    fn local_replicas(&self, key_id: KeyId) -> Option<Vec<Peer>> {
+        self.ring
+            .replicas_of(key_id.id(), self.kv.config().replicas)
+    }
+
+    /// The store did the work of `ticket`.
+    pub fn storage_done(&mut self, time: Time, ticket: Ticket, outcome: StorageOutcome) {
+        self.last = time;
+        self.kv.on_storage(time.now, ticket, outcome);
+    }
+
     /// A request from `from` (whose id the transport authenticated).
     pub fn handle_request(&mut self, time: Time, from: Peer, request: Request) -> Reply {
+        self.last = time;
         let inbound = InboundId(self.next_inbound);
         self.next_inbound += 1;
-        match self.ring.handle_request(time.now, from, inbound, request) {
+        let answer = match request {
+            Request::Store { .. } | Request::Fetch { .. } => self.replicate(time, inbound, request),
+            ring_request => self
+                .ring
+                .handle_request(time.now, from, inbound, ring_request),
+        };
+        match answer {
             Some(response) => Reply::Now(response),
             None => Reply::Later(inbound),
         }
     }
 
+    /// A peer's replication request: refused by a node that is not serving,
+    /// or when the writer's clock is too far ahead of this one's.
+    fn replicate(&mut self, time: Time, inbound: InboundId, request: Request) -> Option<Response> {
+        if matches!(self.ring.phase(), Phase::Left | Phase::JoinFailed) {
+            return Some(Response::Error {
+                reason: "this node is not serving".into(),
+            });
+        }
+        if let Request::Store { record } = &request
+            && let Err(drift) = self.hlc.observe(time.wall_ms, record.version.timestamp)
+        {
+            return Some(Response::Error {
+                reason: drift.to_string(),
+            });
+        }
+        self.kv.handle_request(time.now, inbound, request)
+    }
+
     /// The answer to request `rpc` arrived.
     pub fn handle_response(&mut self, time: Time, rpc: RpcId, response: Response) {
+        self.last = time;
         match rpc.machine() {
             Some(Machine::Ring) => self.ring.handle_response(time.now, rpc.seq(), response),
+            Some(Machine::Kv) => self.kv.handle_response(time.now, rpc.seq(), response),
             None => {} // Not one of ours: nothing waits for it.
         }
     }
 
     /// Request `rpc` failed (unreachable, refused, reset) before its timeout.
     pub fn handle_failure(&mut self, time: Time, rpc: RpcId) {
+        self.last = time;
         match rpc.machine() {
             Some(Machine::Ring) => self.ring.handle_failure(time.now, rpc.seq()),
+            // A failed store says nothing about the peer's liveness.
+            Some(Machine::Kv) => self.kv.handle_failure(time.now, rpc.seq()),
             None => {}
         }
     }
 
     /// Time passed: every machine whose timeout is due runs.
     pub fn handle_timeout(&mut self, time: Time) {
+        self.last = time;
         if self.ring.poll_timeout().is_some_and(|at| at <= time.now) {
             self.ring.handle_timeout(time.now);
+        }
+        if self.kv.poll_timeout().is_some_and(|at| at <= time.now) {
+            self.kv.handle_timeout(time.now);
         }
     }
 
@@ -183,12 +292,64 @@ impl Host {
     /// The next thing to do, if any. (Each machine keeps its own queue; the
     /// host tags what it hands out.)
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.ring.poll_action().map(Self::from_ring)
+        loop {
+            if let Some(action) = self.kv.poll_action() {
+                match action {
+                    KvAction::Lookup { op, target } => {
+                        let lookup = self.ring.start_lookup(self.last.now, target);
+                        self.kv_lookups.insert(lookup, op);
+                    }
+                    other => return Some(Self::from_kv(other)),
+                }
+                continue;
+            }
+            match self.ring.poll_action()? {
+                ring::Action::LookupDone { lookup, result } => {
+                    if let Some(op) = self.kv_lookups.remove(&lookup) {
+                        let count = self.kv.config().replicas;
+                        let replicas = result
+                            .map(|answer| {
+                                std::iter::once(answer.node)
+                                    .chain(answer.next)
+                                    .take(count)
+                                    .collect()
+                            })
+                            .map_err(|error| error.to_string());
+                        self.kv.on_replicas(self.last.now, op, replicas);
+                        continue;
+                    }
+                    return Some(Action::LookupDone { lookup, result });
+                }
+                other => return Some(Self::from_ring(other)),
+            }
+        }
     }
 
     /// When `handle_timeout` should be called next.
     pub fn poll_timeout(&self) -> Option<Duration> {
-        self.ring.poll_timeout()
+        [self.ring.poll_timeout(), self.kv.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// A replication action in the host's terms.
+    fn from_kv(action: KvAction) -> Action {
+        match action {
+            KvAction::Send { rpc, to, request } => Action::Send {
+                rpc: RpcId::new(Machine::Kv, rpc),
+                to,
+                request,
+            },
+            KvAction::Respond { inbound, response } => Action::Respond { inbound, response },
+            KvAction::Storage { ticket, request } => Action::Storage { ticket, request },
+            KvAction::Done { op, result } => Action::KvDone { op, result },
+            // Handled by the host itself (see `poll_action`).
+            KvAction::Lookup { op, .. } => Action::KvDone {
+                op,
+                result: Err(KvError::NoReplicas("internal: lookup not started".into())),
+            },
+        }
     }
 
     /// A ring action in the host's terms: its request ids tagged.
@@ -232,7 +393,13 @@ mod tests {
 
     #[test]
     fn ring_requests_are_answered_at_once() {
-        let mut host = Host::new(peer(1), RingConfig::default(), 1, at(0, 0));
+        let mut host = Host::new(
+            peer(1),
+            RingConfig::default(),
+            KvConfig::default(),
+            1,
+            at(0, 0),
+        );
         assert_eq!(
             host.handle_request(at(1, 1), peer(2), Request::Ping),
             Reply::Now(Response::Pong)
@@ -241,7 +408,13 @@ mod tests {
 
     #[test]
     fn an_indirect_probe_is_answered_later_once_the_target_answered() {
-        let mut host = Host::new(peer(1), RingConfig::default(), 1, at(0, 0));
+        let mut host = Host::new(
+            peer(1),
+            RingConfig::default(),
+            KvConfig::default(),
+            1,
+            at(0, 0),
+        );
         drain(&mut host);
         let reply = host.handle_request(at(1, 1), peer(2), Request::ProbeFor { target: peer(3) });
         let Reply::Later(inbound) = reply else {
@@ -269,7 +442,13 @@ mod tests {
 
     #[test]
     fn an_indirect_probe_of_a_silent_target_is_answered_with_an_error() {
-        let mut host = Host::new(peer(1), RingConfig::default(), 1, at(0, 0));
+        let mut host = Host::new(
+            peer(1),
+            RingConfig::default(),
+            KvConfig::default(),
+            1,
+            at(0, 0),
+        );
         drain(&mut host);
         let Reply::Later(inbound) =
             host.handle_request(at(1, 1), peer(2), Request::ProbeFor { target: peer(3) })
@@ -296,7 +475,13 @@ mod tests {
 
     #[test]
     fn an_answer_to_an_id_no_machine_made_is_ignored() {
-        let mut host = Host::new(peer(1), RingConfig::default(), 1, at(0, 0));
+        let mut host = Host::new(
+            peer(1),
+            RingConfig::default(),
+            KvConfig::default(),
+            1,
+            at(0, 0),
+        );
         drain(&mut host);
         let stranger = RpcId::new(Machine::Ring, 999_999);
         host.handle_response(at(1, 1), stranger, Response::Pong);
@@ -310,7 +495,13 @@ mod tests {
 
     #[test]
     fn versions_grow_even_when_the_wall_clock_steps_back() {
-        let mut host = Host::new(peer(1), RingConfig::default(), 1, at(0, 0));
+        let mut host = Host::new(
+            peer(1),
+            RingConfig::default(),
+            KvConfig::default(),
+            1,
+            at(0, 0),
+        );
         let first = host.stamp(at(1, 5_000));
         let second = host.stamp(at(2, 1_000));
         assert!(second > first, "{second:?} after {first:?}");

@@ -12,6 +12,9 @@
 //!   machines, routes requests, answers, failures and timers to each, and
 //!   lets a machine answer a request later.
 //! - [`rpc`]: the ids of requests in flight, sent and received.
+//! - [`kv`]: replication: the coordinator of client puts, deletes and gets
+//!   (quorums, read repair) and the replica side.
+//! - [`storage`]: the storage work the core asks for, and its outcome.
 //! - [`id`]: 256-bit ring points and the `NodeId` / `KeyId` newtypes.
 //! - [`interval`]: open and half-open intervals that wrap around the ring.
 //! - [`range`]: ranges of key ids, (after, through], and their segments.
@@ -39,6 +42,7 @@ pub mod digest;
 pub mod host;
 pub mod id;
 pub mod interval;
+pub mod kv;
 pub mod limits;
 pub mod liveness;
 pub mod lookup;
@@ -49,6 +53,7 @@ pub mod rng;
 pub mod routing;
 pub mod rpc;
 pub mod rtt;
+pub mod storage;
 pub mod version;
 pub mod wire;
 

@@ -13,6 +13,8 @@ use std::fmt;
 pub enum Machine {
     /// Membership: join, stabilize, fingers, lookups, liveness.
     Ring,
+    /// Replication: client operations and the replica side.
+    Kv,
 }
 
 impl Machine {
@@ -22,12 +24,14 @@ impl Machine {
     fn tag(self) -> u64 {
         match self {
             Machine::Ring => 0,
+            Machine::Kv => 1,
         }
     }
 
     fn from_tag(tag: u64) -> Option<Machine> {
         match tag {
             0 => Some(Machine::Ring),
+            1 => Some(Machine::Kv),
             _ => None,
         }
     }
@@ -79,5 +83,7 @@ mod tests {
     #[test]
     fn an_id_no_machine_made_names_none() {
         assert_eq!(RpcId(0xf).machine(), None);
+        let kv = RpcId::new(Machine::Kv, 7);
+        assert_eq!((kv.machine(), kv.seq()), (Some(Machine::Kv), 7));
     }
 }

@@ -5,14 +5,15 @@
 //! stream of a connection carries [`Hello`] / [`HelloReply`] (protocol version
 //! and, with a cluster key, the proof that the peer holds it).
 
-use crate::id::{Id, NodeId};
+use crate::id::{Id, KeyId, NodeId};
+use crate::record::Record;
 use core::net::SocketAddr;
 use serde::{Deserialize, Serialize}; // A plain address value: the core never opens a socket.
 
 /// The protocol version carried in the first exchange. Bump on any change to
 /// the messages below (the golden tests pin their bytes). 2: stabilization
-/// exchanges list fingerprints and predecessor lists; `Introduce` and
-/// `ProbeFor`.
+/// exchanges list fingerprints and predecessor lists; `Introduce`,
+/// `ProbeFor`, and replication's `Store` and `Fetch` (not released between).
 pub const PROTOCOL_VERSION: u32 = 2;
 /// The QUIC ALPN, also versioned.
 pub const ALPN: &[u8] = b"cairn/2";
@@ -81,6 +82,11 @@ pub enum Request {
     /// `Error` if it did not (SWIM's indirect probe of a suspect, through a
     /// path other than the asker's own).
     ProbeFor { target: Peer },
+    /// Replication: "store this record durably" (last writer wins). Answered
+    /// `Stored` once durable, or `Error`.
+    Store { record: Box<Record> },
+    /// Replication: "send me your record of this key id".
+    Fetch { key_id: KeyId },
 }
 
 /// What a node answers.
@@ -115,6 +121,15 @@ pub enum Response {
     /// The answer to `GetPredecessor`.
     Predecessor {
         predecessor: Option<Peer>,
+    },
+    /// The answer to `Store`: durable; `won` if it was newer than what the
+    /// replica held (else the replica keeps its newer or equal version).
+    Stored {
+        won: bool,
+    },
+    /// The answer to `Fetch`: the replica's record, if it has one.
+    Record {
+        record: Option<Box<Record>>,
     },
 }
 
@@ -181,6 +196,17 @@ mod tests {
             encode(&Request::ProbeFor { target: peer(8) }),
             format!("07{}007f000001d836", "08".repeat(32))
         );
+    }
+
+    #[test]
+    fn golden_bytes_of_replication() {
+        let key_id = KeyId(Id([9; 32]));
+        assert_eq!(
+            encode(&Request::Fetch { key_id }),
+            format!("09{}", "09".repeat(32))
+        );
+        assert_eq!(encode(&Response::Stored { won: true }), "0701");
+        assert_eq!(encode(&Response::Record { record: None }), "0800");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! membership. Small and fast; the large runs belong to the simulator.
 
 use cairn_core::api::MemberState;
+use cairn_core::kv::KvConfig;
 use cairn_core::ring::walk::WalkedMember;
 use cairn_core::wire::{Request, Response};
 use cairn_core::{
@@ -79,7 +80,13 @@ impl Net {
 
     fn start(&mut self, n: u64, via: Option<u64>) -> NodeId {
         let me = peer(n);
-        let mut node = Host::new(me, self.config.clone(), n, time(self.now));
+        let mut node = Host::new(
+            me,
+            self.config.clone(),
+            KvConfig::default(),
+            n,
+            time(self.now),
+        );
         if let Some(via) = via {
             node.join(time(self.now), &[peer(via)], secs(20));
         }
@@ -163,6 +170,8 @@ impl Net {
                 Action::WalkDone { walk, members } => {
                     self.walks.insert((id, walk), members);
                 }
+                // These ring tests store nothing.
+                Action::Storage { .. } | Action::KvDone { .. } => {}
                 Action::Event(Event::Ring(event)) => self.events.push((id, event)),
             }
         }
@@ -615,7 +624,13 @@ fn lookups_route_around_a_freshly_crashed_node() {
 fn leaving_while_joining_sends_no_further_join_requests() {
     let mut net = ring_of(3);
     let now = net.now;
-    let mut node = Host::new(peer(50), RingConfig::default(), 50, time(now));
+    let mut node = Host::new(
+        peer(50),
+        RingConfig::default(),
+        KvConfig::default(),
+        50,
+        time(now),
+    );
     node.join(time(now), &[peer(0)], secs(20));
     while node.poll_action().is_some() {}
     node.leave(time(now));

@@ -2,6 +2,7 @@
 
 use cairn_core::RingConfig;
 use cairn_core::config::ConfigError;
+use cairn_core::kv::{KvConfig, KvConfigError};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,6 +28,12 @@ pub struct NodeConfig {
     pub cluster_key: Option<PathBuf>,
     /// Replication factor R (used by replication, later), 1 to [`MAX_REPLICAS`]. Default 3.
     pub replicas: u8,
+    /// W: a write succeeds once this many replicas stored it durably; 1 to
+    /// R. Default (`None`): a majority of R (2 of 3).
+    pub write_quorum: Option<u8>,
+    /// Q: a read asks this many replicas; 1 to R. Default (`None`): a
+    /// majority of R (2 of 3), so that W + Q > R and a read sees the last write.
+    pub read_quorum: Option<u8>,
     /// How long to keep trying to join before giving up; above zero. Default 20 s.
     pub join_timeout: Duration,
     /// The ring protocol's settings.
@@ -42,6 +49,8 @@ impl Default for NodeConfig {
             join: Vec::new(),
             cluster_key: None,
             replicas: 3,
+            write_quorum: None,
+            read_quorum: None,
             join_timeout: Duration::from_secs(20),
             ring: RingConfig::default(),
         }
@@ -64,6 +73,9 @@ pub enum NodeConfigError {
     /// The ring protocol's settings do not work together.
     #[error(transparent)]
     Ring(#[from] ConfigError),
+    /// A quorum outside 1 to R.
+    #[error("--write-quorum and --read-quorum must be 1 to --replicas: {0}")]
+    Quorum(#[from] KvConfigError),
 }
 
 impl NodeConfig {
@@ -72,6 +84,18 @@ impl NodeConfig {
         RingConfig {
             replicas: usize::from(self.replicas),
             ..self.ring.clone()
+        }
+    }
+
+    /// Replication's settings: R, W and Q from the flags.
+    pub fn kv_config(&self) -> KvConfig {
+        let replicas = usize::from(self.replicas);
+        let majority = replicas / 2 + 1;
+        KvConfig {
+            replicas,
+            write_quorum: self.write_quorum.map_or(majority, usize::from),
+            read_quorum: self.read_quorum.map_or(majority, usize::from),
+            ..KvConfig::default()
         }
     }
 
@@ -86,6 +110,7 @@ impl NodeConfig {
             });
         }
         self.ring_config().validate()?;
+        self.kv_config().validate()?;
         if self.join_timeout.is_zero() {
             return Err(NodeConfigError::ZeroJoinTimeout);
         }
@@ -151,6 +176,26 @@ mod tests {
             5,
             "the ring gets the flag's R"
         );
+    }
+
+    #[test]
+    fn quorums_default_to_a_majority_and_may_not_exceed_the_replicas() {
+        let one = NodeConfig {
+            replicas: 1,
+            ..NodeConfig::default()
+        };
+        assert_eq!(
+            (one.kv_config().write_quorum, one.kv_config().read_quorum),
+            (1, 1)
+        );
+        assert!(NodeConfig::default().kv_config().write_quorum == 2);
+        let too_many = NodeConfig {
+            write_quorum: Some(4),
+            ..NodeConfig::default()
+        };
+        let err = too_many.validate().expect_err("W > R");
+        assert!(matches!(err, NodeConfigError::Quorum(_)), "{err:?}");
+        assert!(err.to_string().contains("--write-quorum"), "{err}");
     }
 
     #[test]

@@ -1,17 +1,27 @@
 //! The HTTP API (DESIGN.md, Interfaces): JSON under `/v1`, errors as
 //! `{"error": "..."}` with a fitting status, also for unknown routes.
+//!
+//! Values: `PUT /v1/kv/{key}` stores the body (raw bytes, up to 1 MiB) on a
+//! write quorum and answers its version (also as `ETag`); `GET` answers the
+//! raw bytes of the newest version a read quorum holds (`HEAD` the same
+//! without the body); `DELETE` writes a tombstone. Without a quorum the
+//! answer is 503 and says how many replicas answered. A put or delete that
+//! answered an error is indeterminate: it may still take effect later.
 
 use crate::node::{Node, NodeError};
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::http::Uri;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cairn_core::KeyId;
 use cairn_core::api::{ErrorBody, LookupView, NodeInfo, RingView};
+use cairn_core::kv::{KvError, OpResult};
 use cairn_core::limits::check_key;
 use cairn_core::lookup::LookupError;
+use cairn_core::record::{Body as RecordBody, MAX_INLINE_VALUE};
+use cairn_core::version::Version;
 use std::net::SocketAddr;
 use std::time::Instant;
 use tokio::net::TcpListener;
@@ -51,6 +61,13 @@ impl From<NodeError> for ApiError {
             NodeError::Lookup(LookupError::Leaving) => StatusCode::SERVICE_UNAVAILABLE,
             NodeError::Lookup(_) => StatusCode::GATEWAY_TIMEOUT,
             NodeError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            NodeError::Kv(KvError::Invalid(cairn_core::record::RecordError::ValueTooLarge(_))) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            NodeError::Kv(KvError::Invalid(_) | KvError::KeyNotUtf8) => StatusCode::BAD_REQUEST,
+            NodeError::Kv(
+                KvError::NoQuorum { .. } | KvError::NoReplicas(_) | KvError::NotServing,
+            ) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, error.to_string())
@@ -64,6 +81,13 @@ pub fn router(node: Node) -> Router {
         .route("/v1/node/leave", post(leave))
         .route("/v1/ring", get(ring))
         .route("/v1/lookup/{key}", get(lookup))
+        .route(
+            "/v1/kv/{key}",
+            get(get_value)
+                .put(put_value)
+                .delete(delete_value)
+                .layer(DefaultBodyLimit::disable()),
+        )
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -116,6 +140,93 @@ async fn lookup(State(node): State<Node>, uri: Uri) -> Result<Json<LookupView>, 
         hops: answer.hops,
         micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
     }))
+}
+
+/// The `ETag` of a version: its bytes in hex, quoted.
+fn etag(version: &Version) -> HeaderValue {
+    let tag = format!("\"{}\"", hex::encode(version.to_bytes()));
+    HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+}
+
+fn written(version: Version, status: StatusCode) -> Response {
+    let body = Json(serde_json::json!({ "version": hex::encode(version.to_bytes()) }));
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::ETAG, etag(&version));
+    response
+}
+
+async fn put_value(State(node): State<Node>, uri: Uri, body: Body) -> Result<Response, ApiError> {
+    let key = key_from_path(uri.path(), "/v1/kv/")?;
+    // One byte over the limit is enough to know it is too large.
+    let value = axum::body::to_bytes(body, MAX_INLINE_VALUE + 1)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the value is over {MAX_INLINE_VALUE} bytes, the most stored inline (larger values come with files)"
+                ),
+            )
+        })?;
+    if value.len() > MAX_INLINE_VALUE {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the value is over {MAX_INLINE_VALUE} bytes, the most stored inline (larger values come with files)"
+            ),
+        ));
+    }
+    match node.put(key.as_bytes(), value.to_vec()).await? {
+        OpResult::Written { version } => Ok(written(version, StatusCode::OK)),
+        OpResult::Read { .. } => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "a put answered a read",
+        )),
+    }
+}
+
+async fn delete_value(State(node): State<Node>, uri: Uri) -> Result<Response, ApiError> {
+    let key = key_from_path(uri.path(), "/v1/kv/")?;
+    match node.delete(key.as_bytes()).await? {
+        OpResult::Written { version } => Ok(written(version, StatusCode::OK)),
+        OpResult::Read { .. } => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "a delete answered a read",
+        )),
+    }
+}
+
+/// `GET` (and `HEAD`, which axum answers from it without the body).
+async fn get_value(State(node): State<Node>, uri: Uri) -> Result<Response, ApiError> {
+    let key = key_from_path(uri.path(), "/v1/kv/")?;
+    let OpResult::Read { record } = node.get(key.as_bytes()).await? else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "a get answered a write",
+        ));
+    };
+    match record {
+        Some(record) => match record.body {
+            RecordBody::Value(value) => {
+                let mut response = (StatusCode::OK, value).into_response();
+                let headers = response.headers_mut();
+                headers.insert(header::ETAG, etag(&record.version));
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                );
+                Ok(response)
+            }
+            RecordBody::Tombstone => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no such key: {key} (deleted)"),
+            )),
+        },
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no such key: {key}"),
+        )),
+    }
 }
 
 /// The key of a `PREFIX{key}` path, from the raw (still encoded) path: axum's

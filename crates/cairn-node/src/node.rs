@@ -16,6 +16,7 @@ use crate::transport::{
     Answer, ClusterKey, RequestHandler, Transport, TransportConfig, TransportError,
 };
 use cairn_core::api::{Finger, Member, NodeInfo, RingView};
+use cairn_core::kv::{KvError, OpId, OpResult};
 use cairn_core::lookup::LookupError;
 use cairn_core::ring::walk::{WalkId, WalkedMember};
 use cairn_core::wire::{Request, Response};
@@ -45,6 +46,11 @@ pub enum NodeError {
     Lookup(#[from] LookupError),
     #[error("the node is shutting down")]
     ShuttingDown,
+    #[error("data dir: cannot open the store: {0}")]
+    Store(#[from] cairn_store::StoreError),
+    /// A client operation failed (no quorum, bad key, ...).
+    #[error(transparent)]
+    Kv(#[from] KvError),
 }
 
 /// How many members `ring_view` walks at most (the core's limit).
@@ -60,6 +66,10 @@ struct Shared {
     wake: Notify,
     lookups: Mutex<HashMap<LookupId, oneshot::Sender<Result<LookupAnswer, LookupError>>>>,
     walks: Mutex<HashMap<WalkId, oneshot::Sender<Vec<WalkedMember>>>>,
+    /// Client operations waiting for their quorum.
+    ops: Mutex<HashMap<OpId, oneshot::Sender<Result<OpResult, KvError>>>>,
+    /// The node's durable store; its calls block, so they run on blocking threads.
+    store: Arc<dyn cairn_store::Store>,
     /// The core's phase as last seen by the driver, for waiting on joins and leaves.
     phase: watch::Sender<PhaseView>,
     /// Set when the node should stop (leave request, signal).
@@ -138,6 +148,8 @@ impl Node {
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         config.validate()?;
         let key = cairn_store::identity::load_or_create_node_key(&config.data_dir)?;
+        let store =
+            cairn_store::RedbStore::open(&config.data_dir, cairn_store::StoreConfig::default())?;
         let cluster_key = match &config.cluster_key {
             Some(path) => Some(ClusterKey::from_file(path)?),
             None => None,
@@ -160,6 +172,7 @@ impl Node {
             core: Mutex::new(Host::new(
                 placeholder,
                 config.ring.clone(),
+                config.kv_config(),
                 0,
                 Time {
                     now: Duration::ZERO,
@@ -171,6 +184,8 @@ impl Node {
             wake: Notify::new(),
             lookups: Mutex::new(HashMap::new()),
             walks: Mutex::new(HashMap::new()),
+            ops: Mutex::new(HashMap::new()),
+            store: Arc::new(store),
             phase,
             stop,
         });
@@ -183,7 +198,7 @@ impl Node {
         let mut ring_config = config.ring_config();
         ring_config.http = http.clone();
         let seed = me.id.id().high_u64() ^ u64::from(origin.elapsed().subsec_nanos());
-        *shared.core() = Host::new(me, ring_config, seed, shared.time());
+        *shared.core() = Host::new(me, ring_config, config.kv_config(), seed, shared.time());
         info!(id = %me.id, addr = %me.addr, "node started");
         let node = Node {
             shared,
@@ -360,6 +375,41 @@ impl Node {
         }
     }
 
+    /// Writes `value` under `key` on a write quorum of its replicas.
+    pub async fn put(&self, key: &[u8], value: Vec<u8>) -> Result<OpResult, NodeError> {
+        self.operate(|core, time| core.put(time, key, value)).await
+    }
+
+    /// Deletes `key` (a tombstone, on a write quorum).
+    pub async fn delete(&self, key: &[u8]) -> Result<OpResult, NodeError> {
+        self.operate(|core, time| core.delete(time, key)).await
+    }
+
+    /// The newest record of `key` a read quorum holds.
+    pub async fn get(&self, key: &[u8]) -> Result<OpResult, NodeError> {
+        self.operate(|core, time| core.get(time, key)).await
+    }
+
+    /// Starts a client operation in the core and waits for its end.
+    async fn operate(
+        &self,
+        start: impl FnOnce(&mut Host, Time) -> Result<OpId, KvError>,
+    ) -> Result<OpResult, NodeError> {
+        let (answer, wait) = oneshot::channel();
+        {
+            let time = self.shared.time();
+            let mut core = self.shared.core();
+            let op = start(&mut core, time)?;
+            // Registered under the core's lock: its end cannot come first.
+            lock(&self.shared.ops).insert(op, answer);
+        }
+        self.shared.wake.notify_one();
+        match wait.await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(NodeError::ShuttingDown),
+        }
+    }
+
     /// The members seen by walking successor lists around the ring, starting
     /// here, each judged by the core on the way.
     pub async fn ring_view(&self) -> RingView {
@@ -487,6 +537,28 @@ fn carry_out(shared: &Arc<Shared>, transport: &Transport, action: Action) {
         Action::WalkDone { walk, members } => {
             if let Some(waiter) = lock(&shared.walks).remove(&walk) {
                 let _ = waiter.send(members);
+            }
+        }
+        Action::Storage { ticket, request } => {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let store = shared.store.clone();
+                // The store blocks (a durable write waits for its group's fsync).
+                let outcome = tokio::task::spawn_blocking(move || {
+                    cairn_store::execute(store.as_ref(), request)
+                })
+                .await
+                .unwrap_or_else(|error| {
+                    cairn_core::storage::StorageOutcome::Failed(format!("store task: {error}"))
+                });
+                let time = shared.time();
+                shared.core().storage_done(time, ticket, outcome);
+                shared.wake.notify_one();
+            });
+        }
+        Action::KvDone { op, result } => {
+            if let Some(waiter) = lock(&shared.ops).remove(&op) {
+                let _ = waiter.send(result);
             }
         }
         Action::Event(Event::Ring(event)) => report(shared, event),

@@ -26,7 +26,7 @@ use std::time::Duration;
 /// 4-byte frame length (20 + 8 + 12 + 5 + 16 + 4).
 pub const WIRE_OVERHEAD: usize = 65;
 /// The kinds of requests, for traffic by kind (a response counts with its request).
-pub const REQUEST_KINDS: [&str; 8] = [
+pub const REQUEST_KINDS: [&str; 10] = [
     "GetState",
     "Notify",
     "Ping",
@@ -35,6 +35,8 @@ pub const REQUEST_KINDS: [&str; 8] = [
     "GetPredecessor",
     "Introduce",
     "ProbeFor",
+    "Store",
+    "Fetch",
 ];
 
 /// The index of a request's kind in [`REQUEST_KINDS`].
@@ -48,6 +50,8 @@ fn request_kind(request: &Request) -> usize {
         Request::GetPredecessor => 5,
         Request::Introduce { .. } => 6,
         Request::ProbeFor { .. } => 7,
+        Request::Store { .. } => 8,
+        Request::Fetch { .. } => 9,
     }
 }
 
@@ -155,6 +159,8 @@ impl Ord for Entry {
 /// requests it answers later (who asked, under which id, of which kind).
 pub struct SimNode {
     pub core: Host,
+    /// Its store: the store crate's memory backend.
+    pub store: cairn_store::MemoryStore,
     wake: Option<Duration>,
     deferred: HashMap<InboundId, (NodeId, RpcId, usize)>,
     /// This node's wall clock runs this far ahead of the simulated time.
@@ -390,10 +396,16 @@ impl Sim {
         let seed = self.rng.next_u64();
         // Clocks a few seconds apart, as on real machines.
         let clock_offset_ms = self.rng.next_u64() % 5_000;
+        let kv = cairn_core::kv::KvConfig {
+            replicas: self.config.replicas,
+            ..cairn_core::kv::KvConfig::default()
+        };
         let mut node = SimNode {
+            store: cairn_store::MemoryStore::new(),
             core: Host::new(
                 me,
                 self.config.clone(),
+                kv,
                 seed,
                 Time {
                     now: self.now,
@@ -606,6 +618,13 @@ impl Sim {
                 }
                 // The simulator starts no walks.
                 Action::WalkDone { .. } => {}
+                // Storage is instant here: a memory store, no disk.
+                Action::Storage { ticket, request } => {
+                    let outcome = cairn_store::execute(&node.store, request);
+                    let time = node.time(self.now);
+                    node.core.storage_done(time, ticket, outcome);
+                }
+                Action::KvDone { op, result } => self.on_kv_done(id, op, result),
                 Action::LookupDone { lookup, result } => {
                     if self.lookups.remove(&(id, lookup)) {
                         let outcome = self.judge(result);
@@ -626,6 +645,14 @@ impl Sim {
             node.wake = Some(at);
             self.schedule(at, Event::Wake { node: id });
         }
+    }
+
+    fn on_kv_done(
+        &mut self,
+        _node: NodeId,
+        _op: cairn_core::kv::OpId,
+        _result: Result<cairn_core::kv::OpResult, cairn_core::kv::KvError>,
+    ) {
     }
 
     fn on_event(&mut self, id: NodeId, me: Peer, event: RingEvent) {

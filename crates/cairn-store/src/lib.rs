@@ -52,4 +52,4 @@ pub use fault::FaultPlan;
 pub use memory::MemoryStore;
 pub use range::KeyRange;
 pub use record::{Applied, Body, Record};
-pub use store::{ChunkInfo, Store, StoreStats};
+pub use store::{ChunkInfo, Store, StoreStats, execute};

@@ -149,3 +149,22 @@ pub(crate) fn check_chunk_len(len: usize) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// Runs one of the core's storage requests on `store` (the node on its
+/// disk store, off its event loop; the simulator on a memory store).
+pub fn execute(
+    store: &dyn Store,
+    request: cairn_core::storage::StorageRequest,
+) -> cairn_core::storage::StorageOutcome {
+    use cairn_core::storage::{StorageOutcome, StorageRequest};
+    match request {
+        StorageRequest::Apply(records) => match store.apply(records) {
+            Ok(applied) => StorageOutcome::Applied(applied.into_iter().map(Applied::won).collect()),
+            Err(error) => StorageOutcome::Failed(error.to_string()),
+        },
+        StorageRequest::Get(key_id) => match store.get(key_id) {
+            Ok(record) => StorageOutcome::Got(record),
+            Err(error) => StorageOutcome::Failed(error.to_string()),
+        },
+    }
+}

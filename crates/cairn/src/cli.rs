@@ -100,6 +100,39 @@ pub enum Command {
     /// and successor, which repair the ring at once, then stops.
     Leave,
 
+    /// Store a value under KEY on a write quorum of its replicas.
+    ///
+    /// The value is the argument, the contents of -f FILE, or stdin with `-`
+    /// (up to 1 MiB). Prints the version stored. If the node answers an
+    /// error (exit code 3), the write is indeterminate: it may still take
+    /// effect later.
+    Put {
+        /// The key: 1 to 1024 bytes of UTF-8, not `.` or `..`.
+        key: String,
+        /// The value; `-` reads it from stdin.
+        #[arg(conflicts_with = "file")]
+        value: Option<String>,
+        /// Read the value from this file.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+
+    /// Print the newest value of KEY a read quorum holds (raw bytes), or
+    /// write it to a file. Exit code 1 if there is no such key.
+    Get {
+        /// The key.
+        key: String,
+        /// Write the value to this file instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+
+    /// Delete KEY (a tombstone on a write quorum; the value never comes back).
+    Del {
+        /// The key.
+        key: String,
+    },
+
     /// Measure this machine: prints figures, changes nothing outside a
     /// temporary directory.
     #[command(subcommand)]
@@ -146,7 +179,7 @@ pub struct NodeArgs {
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
     pub join: Vec<String>,
 
-    /// How many nodes hold each key (the replication factor), 1 to 16.
+    /// How many nodes hold each key (the replication factor), 1 to 8.
     #[arg(
         long,
         value_name = "N",
@@ -154,6 +187,25 @@ pub struct NodeArgs {
         value_parser = clap::value_parser!(u8).range(1..=MAX_REPLICAS as i64)
     )]
     pub replicas: u8,
+
+    /// W: a put succeeds once this many replicas stored it durably (1 to
+    /// --replicas; default a majority, 2 of 3). Otherwise it fails with exit
+    /// code 3 / HTTP 503.
+    #[arg(
+        long,
+        value_name = "W",
+        value_parser = clap::value_parser!(u8).range(1..=MAX_REPLICAS as i64)
+    )]
+    pub write_quorum: Option<u8>,
+
+    /// Q: a get asks this many replicas and returns the newest version (1 to
+    /// --replicas; default a majority, 2 of 3).
+    #[arg(
+        long,
+        value_name = "Q",
+        value_parser = clap::value_parser!(u8).range(1..=MAX_REPLICAS as i64)
+    )]
+    pub read_quorum: Option<u8>,
 
     /// File holding a secret shared by the ring's nodes (raw bytes, at least
     /// 32; make one with `head -c 32 /dev/urandom > cluster.key`). Nodes
@@ -230,11 +282,60 @@ fn parse_host_port(text: &str) -> Result<String, String> {
 /// `node` and `demo` start nodes and are not handled here: given one, this
 /// returns a [`ClientError::BadInput`] rather than doing anything.
 pub async fn run_client_command(cli: &Cli) -> Result<(), ClientError> {
+    if let Command::Get { key, output } = &cli.command {
+        // Raw bytes, not a line of text.
+        let value = Client::new(&cli.node)?.get(key).await?;
+        return match output {
+            Some(path) => {
+                std::fs::write(path, &value.bytes).map_err(|error| ClientError::BadInput {
+                    message: format!("cannot write {}: {error}", path.display()),
+                })
+            }
+            None => {
+                let mut stdout = std::io::stdout().lock();
+                let _ = stdout.write_all(&value.bytes);
+                let _ = stdout.flush();
+                Ok(())
+            }
+        };
+    }
     let text = client_command_output(cli).await?;
     let mut stdout = std::io::stdout().lock();
     // A closed stdout (e.g. piped into `head`) leaves nothing more to say.
     let _ = writeln!(stdout, "{text}");
     Ok(())
+}
+
+/// The bytes `put` stores: the argument, a file, or stdin (`-`).
+fn value_to_put(
+    value: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<Vec<u8>, ClientError> {
+    use std::io::Read;
+    let read_error = |what: &str, error: std::io::Error| ClientError::BadInput {
+        message: format!("cannot read {what}: {error}"),
+    };
+    match (value, file) {
+        (_, Some(path)) => {
+            std::fs::read(path).map_err(|e| read_error(&path.display().to_string(), e))
+        }
+        (Some("-"), None) => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|e| read_error("stdin", e))?;
+            Ok(bytes)
+        }
+        (Some(value), None) => Ok(value.as_bytes().to_vec()),
+        (None, None) => Err(ClientError::BadInput {
+            message: "give the value: as an argument, with -f FILE, or - to read stdin".into(),
+        }),
+    }
+}
+
+/// `get` prints raw bytes and is handled before the text commands.
+fn unreachable_get() -> String {
+    String::new()
 }
 
 /// What [`run_client_command`] prints, without printing it.
@@ -266,6 +367,26 @@ pub async fn client_command_output(cli: &Cli) -> Result<String, ClientError> {
                 output::lookup_text(key, &view)
             }
         }
+        Command::Put { key, value, file } => {
+            let bytes = value_to_put(value.as_deref(), file.as_deref())?;
+            let written = client.put(key, bytes).await?;
+            if json {
+                output::json(&serde_json::json!({ "key": key, "version": written.version }))
+            } else {
+                format!("stored {key} (version {})", written.version)
+            }
+        }
+        Command::Del { key } => {
+            let written = client.delete(key).await?;
+            if json {
+                output::json(
+                    &serde_json::json!({ "key": key, "version": written.version, "deleted": true }),
+                )
+            } else {
+                format!("deleted {key} (version {})", written.version)
+            }
+        }
+        Command::Get { .. } => unreachable_get(),
         Command::Leave => {
             // The leave answer carries no id; ask first, to say who leaves.
             let id = client.node_info().await?.id;

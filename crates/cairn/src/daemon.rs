@@ -57,6 +57,8 @@ pub async fn run_node(args: &NodeArgs) -> Result<(), DaemonError> {
         join: args.join.clone(),
         cluster_key: args.cluster_key.clone(),
         replicas: args.replicas,
+        write_quorum: args.write_quorum,
+        read_quorum: args.read_quorum,
         join_timeout: Duration::from_secs(args.join_timeout),
         ring,
     };

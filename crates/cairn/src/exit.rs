@@ -10,6 +10,7 @@
 
 use crate::daemon::DaemonError;
 use cairn_client::ClientError;
+use cairn_core::kv::KvError;
 use cairn_node::NodeError;
 use cairn_node::transport::TransportError;
 
@@ -108,11 +109,17 @@ impl From<&NodeError> for ExitCode {
     fn from(error: &NodeError) -> ExitCode {
         match error {
             // Flags, the data dir and the cluster key file are the user's to fix.
-            NodeError::Config(_) | NodeError::Identity(_) => ExitCode::BadInput,
-            NodeError::Transport(error) => error.into(),
-            NodeError::Join(_) | NodeError::Lookup(_) | NodeError::ShuttingDown => {
-                ExitCode::RingError
+            NodeError::Config(_) | NodeError::Identity(_) | NodeError::Store(_) => {
+                ExitCode::BadInput
             }
+            NodeError::Transport(error) => error.into(),
+            NodeError::Kv(KvError::Invalid(_) | KvError::KeyNotUtf8) => ExitCode::BadInput,
+            NodeError::Join(_)
+            | NodeError::Lookup(_)
+            | NodeError::ShuttingDown
+            | NodeError::Kv(
+                KvError::NoQuorum { .. } | KvError::NoReplicas(_) | KvError::NotServing,
+            ) => ExitCode::RingError,
         }
     }
 }

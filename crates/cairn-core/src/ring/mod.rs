@@ -329,6 +329,17 @@ impl RingNode {
             .collect()
     }
 
+    /// The first `count` live nodes from successor(`key`) on, if this node's
+    /// own tables name them (it or its first successor owns the key).
+    pub fn replicas_of(&self, key: Id, count: usize) -> Option<Vec<Peer>> {
+        let (owner, next) = self.table.local_owner_with_next(key)?;
+        Some(
+            self.live_in_order(std::iter::once(&owner).chain(&next), None)
+                .take(count)
+                .collect(),
+        )
+    }
+
     /// True if `id` was judged dead (`misses_to_dead` misses in a row) or
     /// departed, and was not heard from since.
     pub fn is_dead(&self, id: NodeId) -> bool {
@@ -413,6 +424,10 @@ impl RingNode {
                 self.on_introduced(now, node);
                 Response::Ack
             }
+            // The host gives replication requests to replication.
+            Request::Store { .. } | Request::Fetch { .. } => Response::Error {
+                reason: "not a ring request".into(),
+            },
             Request::ProbeFor { target } => {
                 if target.id == self.me().id {
                     Response::Pong

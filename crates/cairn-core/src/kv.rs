@@ -1,0 +1,939 @@
+//! Replication of records: the coordinator of each client put, delete and
+//! get, and the replica side that stores and serves records.
+//!
+//! A coordinator writes a record (stamped by the host's hybrid logical
+//! clock) to every member of the key's replica set in parallel, the local
+//! store included, and succeeds once W of them have stored it durably. A read
+//! asks Q members, returns the newest version and writes it back to those
+//! that answered with an older one (read repair). A replica answers a store
+//! only once its store reports it durable (the host defers the answer).
+//!
+//! Invariants:
+//! - an operation ends exactly once: `Ok` only with its quorum of answers,
+//!   an error (with how many answered) as soon as the quorum cannot be
+//!   reached any more, or at its deadline;
+//! - a write that ended in an error is indeterminate: some replicas may hold
+//!   it, and it may still win later (callers must say so);
+//! - failures here say nothing about a peer's liveness (that is the ring's
+//!   judgement alone).
+
+use crate::id::{Id, KeyId};
+use crate::limits::MAX_KEY_LEN;
+use crate::record::{MAX_INLINE_VALUE, Record, RecordError};
+use crate::rpc::InboundId;
+use crate::storage::{StorageOutcome, StorageRequest, Ticket};
+use crate::version::Version;
+use crate::wire::{Peer, Request, Response};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+/// Replication's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvConfig {
+    /// R: how many nodes hold each key. Default 3.
+    pub replicas: usize,
+    /// W: a write succeeds once this many replicas stored it durably. Default 2.
+    pub write_quorum: usize,
+    /// Q: a read asks this many replicas and returns the newest. Default 2.
+    pub read_quorum: usize,
+    /// An operation that has not reached its quorum by then fails. Default 5 s.
+    pub op_deadline: Duration,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        KvConfig {
+            replicas: 3,
+            write_quorum: 2,
+            read_quorum: 2,
+            op_deadline: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A replication setting that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KvConfigError {
+    #[error("the write quorum is {w}: it must be 1 to the number of replicas ({r})")]
+    WriteQuorum { w: usize, r: usize },
+    #[error("the read quorum is {q}: it must be 1 to the number of replicas ({r})")]
+    ReadQuorum { q: usize, r: usize },
+    #[error("the number of replicas must be at least 1")]
+    NoReplicas,
+}
+
+impl KvConfig {
+    /// Checks that 1 ≤ W, Q ≤ R.
+    pub fn validate(&self) -> Result<(), KvConfigError> {
+        let r = self.replicas;
+        if r == 0 {
+            return Err(KvConfigError::NoReplicas);
+        }
+        if self.write_quorum == 0 || self.write_quorum > r {
+            return Err(KvConfigError::WriteQuorum {
+                w: self.write_quorum,
+                r,
+            });
+        }
+        if self.read_quorum == 0 || self.read_quorum > r {
+            return Err(KvConfigError::ReadQuorum {
+                q: self.read_quorum,
+                r,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Names one client operation.
+pub type OpId = u64;
+
+/// What a finished operation gives back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpResult {
+    /// The put or delete is durable on a write quorum, at this version.
+    Written { version: Version },
+    /// The newest record a read quorum holds (a tombstone for a deleted
+    /// key), or none.
+    Read { record: Option<Record> },
+}
+
+/// Why an operation failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    #[error(
+        "only {answered} of {needed} replicas answered the {op} (of {asked} asked); a failed write may still take effect later"
+    )]
+    NoQuorum {
+        op: &'static str,
+        answered: usize,
+        needed: usize,
+        asked: usize,
+    },
+    #[error("the ring did not name the replicas of the key in time: {0}")]
+    NoReplicas(String),
+    #[error("{0}")]
+    Invalid(#[from] RecordError),
+    #[error("the key is not valid UTF-8")]
+    KeyNotUtf8,
+    #[error("this node is not serving: it is leaving or has not joined")]
+    NotServing,
+}
+
+/// What the replication machine asks the host to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvAction {
+    /// Send `request` to `to`; report its answer or failure under `rpc`.
+    Send {
+        rpc: u64,
+        to: Peer,
+        request: Request,
+    },
+    /// Answer a request that was deferred.
+    Respond {
+        inbound: InboundId,
+        response: Response,
+    },
+    /// Run this on the local store; report the outcome under `ticket`.
+    Storage {
+        ticket: Ticket,
+        request: StorageRequest,
+    },
+    /// Find the replica set of `target` through the ring (the host starts
+    /// the lookup and reports its answer with `on_replicas`).
+    Lookup { op: OpId, target: Id },
+    /// An operation ended.
+    Done {
+        op: OpId,
+        result: Result<OpResult, KvError>,
+    },
+}
+
+/// What a coordinated operation does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A put or a delete: this record goes to every replica.
+    Write(Record),
+    /// A read of this key id.
+    Read(KeyId),
+}
+
+/// One replica's part in an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    Asked,
+    /// Answered; for a read, with this version (none: no record).
+    Answered(Option<Version>),
+    Failed,
+}
+
+#[derive(Clone, Debug)]
+struct Op {
+    kind: Kind,
+    deadline: Duration,
+    /// The replica set once known, in ring order, with each one's part.
+    replicas: Vec<(Peer, Option<Part>)>,
+    /// The newest record read so far.
+    newest: Option<Record>,
+}
+
+impl Op {
+    fn count(&self, wanted: impl Fn(Part) -> bool) -> usize {
+        self.replicas
+            .iter()
+            .filter(|(_, part)| part.is_some_and(&wanted))
+            .count()
+    }
+}
+
+/// Who waits for a request this machine sent, or a store call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Waiter {
+    /// Replica `index` of operation `op`.
+    Op { op: OpId, index: usize },
+    /// Nobody: a read repair, fire and forget.
+    Repair,
+    /// A peer's request, answered once the store has done its part.
+    Inbound(InboundId),
+}
+
+/// The replication state of one node.
+#[derive(Clone, Debug)]
+pub struct Replication {
+    config: KvConfig,
+    me: Peer,
+    next_op: OpId,
+    ops: BTreeMap<OpId, Op>,
+    next_rpc: u64,
+    /// Requests under way: who waits, and when to give up on them.
+    rpcs: BTreeMap<u64, (Waiter, Duration)>,
+    /// The time of the last input, for the deadlines of requests sent now.
+    now: Duration,
+    next_ticket: u64,
+    tickets: BTreeMap<Ticket, Waiter>,
+    actions: VecDeque<KvAction>,
+}
+
+/// Checks a client's key: 1 to [`MAX_KEY_LEN`] bytes of UTF-8.
+pub fn check_key(key: &[u8]) -> Result<(), KvError> {
+    if key.is_empty() {
+        return Err(KvError::Invalid(RecordError::EmptyKey));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(KvError::Invalid(RecordError::KeyTooLong(key.len())));
+    }
+    if std::str::from_utf8(key).is_err() {
+        return Err(KvError::KeyNotUtf8);
+    }
+    Ok(())
+}
+
+impl Replication {
+    pub fn new(me: Peer, config: KvConfig) -> Replication {
+        Replication {
+            config,
+            me,
+            next_op: 1,
+            ops: BTreeMap::new(),
+            next_rpc: 1,
+            rpcs: BTreeMap::new(),
+            now: Duration::ZERO,
+            next_ticket: 1,
+            tickets: BTreeMap::new(),
+            actions: VecDeque::new(),
+        }
+    }
+
+    pub fn config(&self) -> &KvConfig {
+        &self.config
+    }
+
+    // ---- the coordinator ----
+
+    /// Writes `record` (a value or a tombstone, stamped by the caller) to the
+    /// key's replicas; `replicas` if the caller knows them, else a lookup.
+    pub fn write(
+        &mut self,
+        now: Duration,
+        record: Record,
+        replicas: Option<Vec<Peer>>,
+    ) -> Result<OpId, KvError> {
+        record.check()?;
+        if let Some(bytes) = record.value_bytes()
+            && bytes.len() > MAX_INLINE_VALUE
+        {
+            return Err(KvError::Invalid(RecordError::ValueTooLarge(bytes.len())));
+        }
+        let target = record.key_id.id();
+        Ok(self.start(now, Kind::Write(record), target, replicas))
+    }
+
+    /// Reads the newest record of `key_id` from a read quorum.
+    pub fn read(&mut self, now: Duration, key_id: KeyId, replicas: Option<Vec<Peer>>) -> OpId {
+        self.start(now, Kind::Read(key_id), key_id.id(), replicas)
+    }
+
+    fn start(
+        &mut self,
+        now: Duration,
+        kind: Kind,
+        target: Id,
+        replicas: Option<Vec<Peer>>,
+    ) -> OpId {
+        self.now = now;
+        let op = self.next_op;
+        self.next_op += 1;
+        self.ops.insert(
+            op,
+            Op {
+                kind,
+                deadline: now + self.config.op_deadline,
+                replicas: Vec::new(),
+                newest: None,
+            },
+        );
+        match replicas {
+            Some(replicas) => self.on_replicas(now, op, Ok(replicas)),
+            None => self.actions.push_back(KvAction::Lookup { op, target }),
+        }
+        op
+    }
+
+    /// The replica set of operation `op` is known (owner first), or the ring
+    /// could not name it.
+    pub fn on_replicas(&mut self, now: Duration, op: OpId, replicas: Result<Vec<Peer>, String>) {
+        self.now = now;
+        let read_quorum = self.config.read_quorum;
+        let replicas = match replicas {
+            Ok(replicas) if !replicas.is_empty() => replicas,
+            Ok(_) => return self.finish(op, Err(KvError::NoReplicas("no live node".into()))),
+            Err(reason) => return self.finish(op, Err(KvError::NoReplicas(reason))),
+        };
+        let Some(state) = self.ops.get_mut(&op) else {
+            return;
+        };
+        state.replicas = replicas
+            .into_iter()
+            .take(self.config.replicas)
+            .map(|p| (p, None))
+            .collect();
+        match &state.kind {
+            Kind::Write(record) => {
+                let record = record.clone();
+                for index in 0..state.replicas.len() {
+                    self.ask(
+                        op,
+                        index,
+                        Request::Store {
+                            record: Box::new(record.clone()),
+                        },
+                    );
+                }
+            }
+            Kind::Read(_) => {
+                // Ask Q, this node first if it is a replica (a local read).
+                let mut order: Vec<usize> = (0..state.replicas.len()).collect();
+                let me = self.me.id;
+                order.sort_by_key(|i| state.replicas[*i].0.id != me);
+                let quorum = read_quorum.min(state.replicas.len());
+                for index in order.into_iter().take(quorum) {
+                    self.ask_read(op, index);
+                }
+            }
+        }
+    }
+
+    /// W, or all of a replica set smaller than R (a ring of fewer than R
+    /// nodes, where every node holds every key).
+    fn write_quorum(&self, replicas: usize) -> usize {
+        self.config.write_quorum.min(replicas)
+    }
+
+    /// Q, or all of a replica set smaller than it.
+    fn read_quorum(&self, replicas: usize) -> usize {
+        self.config.read_quorum.min(replicas)
+    }
+
+    fn ask_read(&mut self, op: OpId, index: usize) {
+        let Some(Kind::Read(key_id)) = self.ops.get(&op).map(|o| o.kind.clone()) else {
+            return;
+        };
+        self.ask(op, index, Request::Fetch { key_id });
+    }
+
+    /// Sends `request` to replica `index` of `op`, or runs it on the local
+    /// store if that replica is this node.
+    fn ask(&mut self, op: OpId, index: usize, request: Request) {
+        let Some(state) = self.ops.get_mut(&op) else {
+            return;
+        };
+        let Some((peer, part)) = state.replicas.get_mut(index) else {
+            return;
+        };
+        *part = Some(Part::Asked);
+        let peer = *peer;
+        let waiter = Waiter::Op { op, index };
+        if peer.id == self.me.id {
+            let request = match request {
+                Request::Store { record } => StorageRequest::Apply(vec![*record]),
+                Request::Fetch { key_id } => StorageRequest::Get(key_id),
+                _ => return,
+            };
+            self.store(waiter, request);
+        } else {
+            self.send(waiter, peer, request);
+        }
+    }
+
+    fn send(&mut self, waiter: Waiter, to: Peer, request: Request) {
+        let rpc = self.next_rpc;
+        self.next_rpc += 1;
+        self.rpcs
+            .insert(rpc, (waiter, self.now + self.config.op_deadline));
+        self.actions.push_back(KvAction::Send { rpc, to, request });
+    }
+
+    fn store(&mut self, waiter: Waiter, request: StorageRequest) {
+        let ticket = Ticket(self.next_ticket);
+        self.next_ticket += 1;
+        self.tickets.insert(ticket, waiter);
+        self.actions
+            .push_back(KvAction::Storage { ticket, request });
+    }
+
+    /// Replica `index` of `op` answered (or failed: `None`).
+    fn on_part(&mut self, op: OpId, index: usize, answer: Option<Option<Record>>) {
+        let (write_quorum, read_quorum) = (self.config.write_quorum, self.config.read_quorum);
+        let Some(state) = self.ops.get_mut(&op) else {
+            return; // Ended already: a late answer.
+        };
+        let Some((_, part)) = state.replicas.get_mut(index) else {
+            return;
+        };
+        if *part != Some(Part::Asked) {
+            return;
+        }
+        *part = Some(match &answer {
+            None => Part::Failed,
+            Some(record) => Part::Answered(record.as_ref().map(|r| r.version)),
+        });
+        let failed_now = answer.is_none();
+        if let Some(Some(record)) = answer
+            && state
+                .newest
+                .as_ref()
+                .is_none_or(|n| record.version > n.version)
+        {
+            state.newest = Some(record);
+        }
+        let total = state.replicas.len();
+        let answered = state.count(|p| matches!(p, Part::Answered(_)));
+        let failed = state.count(|p| p == Part::Failed);
+        match state.kind.clone() {
+            Kind::Write(record) => {
+                let needed = write_quorum.min(total);
+                if answered >= needed {
+                    self.finish(
+                        op,
+                        Ok(OpResult::Written {
+                            version: record.version,
+                        }),
+                    );
+                } else if total - failed < needed {
+                    self.finish(op, Err(no_quorum("write", answered, needed, total)));
+                }
+            }
+            Kind::Read(_) => {
+                let needed = read_quorum.min(total);
+                if answered >= needed {
+                    self.read_done(op);
+                } else if failed_now {
+                    // Ask a replica not asked yet, if one is left.
+                    let next = state.replicas.iter().position(|(_, p)| p.is_none());
+                    match next {
+                        Some(index) => self.ask_read(op, index),
+                        None if total - failed < needed => {
+                            self.finish(op, Err(no_quorum("read", answered, needed, total)));
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// A read has its quorum: answer, and write the newest back to the
+    /// replicas that answered with an older version (read repair).
+    fn read_done(&mut self, op: OpId) {
+        let Some(state) = self.ops.get(&op) else {
+            return;
+        };
+        let newest = state.newest.clone();
+        if let Some(newest) = &newest {
+            let stale: Vec<Peer> = state
+                .replicas
+                .iter()
+                .filter(|(_, part)| {
+                    matches!(part, Some(Part::Answered(v)) if *v != Some(newest.version))
+                })
+                .map(|(peer, _)| *peer)
+                .collect();
+            for peer in stale {
+                let request = Request::Store {
+                    record: Box::new(newest.clone()),
+                };
+                if peer.id == self.me.id {
+                    self.store(Waiter::Repair, StorageRequest::Apply(vec![newest.clone()]));
+                } else {
+                    self.send(Waiter::Repair, peer, request);
+                }
+            }
+        }
+        self.finish(op, Ok(OpResult::Read { record: newest }));
+    }
+
+    fn finish(&mut self, op: OpId, result: Result<OpResult, KvError>) {
+        if self.ops.remove(&op).is_some() {
+            self.actions.push_back(KvAction::Done { op, result });
+        }
+    }
+
+    // ---- the replica side ----
+
+    /// A peer's replication request: answered later, once the store has
+    /// done its part. (`Store` records are checked first: a malformed one
+    /// is refused without touching the store.)
+    pub fn handle_request(
+        &mut self,
+        now: Duration,
+        inbound: InboundId,
+        request: Request,
+    ) -> Option<Response> {
+        self.now = now;
+        match request {
+            Request::Store { record } => {
+                if let Err(error) = record.check() {
+                    return Some(Response::Error {
+                        reason: format!("refused record: {error}"),
+                    });
+                }
+                self.store(
+                    Waiter::Inbound(inbound),
+                    StorageRequest::Apply(vec![*record]),
+                );
+                None
+            }
+            Request::Fetch { key_id } => {
+                self.store(Waiter::Inbound(inbound), StorageRequest::Get(key_id));
+                None
+            }
+            _ => Some(Response::Error {
+                reason: "not a replication request".into(),
+            }),
+        }
+    }
+
+    // ---- outcomes ----
+
+    /// The store did its part for `ticket`.
+    pub fn on_storage(&mut self, now: Duration, ticket: Ticket, outcome: StorageOutcome) {
+        self.now = now;
+        let Some(waiter) = self.tickets.remove(&ticket) else {
+            return;
+        };
+        match waiter {
+            Waiter::Op { op, index } => {
+                let answer = match outcome {
+                    StorageOutcome::Applied(_) => Some(None),
+                    StorageOutcome::Got(record) => Some(record),
+                    StorageOutcome::Failed(_) => None,
+                };
+                self.on_part(op, index, answer);
+            }
+            Waiter::Repair => {}
+            Waiter::Inbound(inbound) => {
+                let response = match outcome {
+                    StorageOutcome::Applied(won) => Response::Stored {
+                        won: won.first().copied().unwrap_or(false),
+                    },
+                    StorageOutcome::Got(record) => Response::Record {
+                        record: record.map(Box::new),
+                    },
+                    StorageOutcome::Failed(reason) => Response::Error {
+                        reason: format!("the replica's store failed: {reason}"),
+                    },
+                };
+                self.actions
+                    .push_back(KvAction::Respond { inbound, response });
+            }
+        }
+    }
+
+    /// The answer to request `rpc` arrived.
+    pub fn handle_response(&mut self, now: Duration, rpc: u64, response: Response) {
+        self.now = now;
+        let Some((waiter, _)) = self.rpcs.remove(&rpc) else {
+            return;
+        };
+        if let Waiter::Op { op, index } = waiter {
+            let answer = match response {
+                Response::Stored { .. } => Some(None),
+                Response::Record { record } => Some(record.map(|r| *r)),
+                // An error, or an answer of the wrong kind: this replica failed.
+                _ => None,
+            };
+            self.on_part(op, index, answer);
+        }
+    }
+
+    /// Request `rpc` failed before it was answered.
+    pub fn handle_failure(&mut self, now: Duration, rpc: u64) {
+        self.now = now;
+        if let Some((Waiter::Op { op, index }, _)) = self.rpcs.remove(&rpc) {
+            self.on_part(op, index, None);
+        }
+    }
+
+    /// Operations past their deadline fail, saying how many replicas answered.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        self.now = now;
+        // A request with no answer and no failure by its deadline (lost on
+        // the way) fails, as the transport would report.
+        let lost: Vec<u64> = self
+            .rpcs
+            .iter()
+            .filter(|(_, (_, deadline))| *deadline <= now)
+            .map(|(rpc, _)| *rpc)
+            .collect();
+        for rpc in lost {
+            self.handle_failure(now, rpc);
+        }
+        let overdue: Vec<OpId> = self
+            .ops
+            .iter()
+            .filter(|(_, o)| o.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for op in overdue {
+            let Some(state) = self.ops.get(&op) else {
+                continue;
+            };
+            let error = match &state.kind {
+                _ if state.replicas.is_empty() => {
+                    KvError::NoReplicas("the lookup did not finish in time".into())
+                }
+                Kind::Write(_) => no_quorum(
+                    "write",
+                    state.count(|p| matches!(p, Part::Answered(_))),
+                    self.write_quorum(state.replicas.len()),
+                    state.replicas.len(),
+                ),
+                Kind::Read(_) => no_quorum(
+                    "read",
+                    state.count(|p| matches!(p, Part::Answered(_))),
+                    self.read_quorum(state.replicas.len()),
+                    state.replicas.len(),
+                ),
+            };
+            self.finish(op, Err(error));
+        }
+    }
+
+    /// When `handle_timeout` should run next: the earliest deadline.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        let ops = self.ops.values().map(|o| o.deadline);
+        let rpcs = self.rpcs.values().map(|(_, deadline)| *deadline);
+        ops.chain(rpcs).min()
+    }
+
+    pub fn poll_action(&mut self) -> Option<KvAction> {
+        self.actions.pop_front()
+    }
+}
+
+fn no_quorum(op: &'static str, answered: usize, needed: usize, asked: usize) -> KvError {
+    KvError::NoQuorum {
+        op,
+        answered,
+        needed,
+        asked,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::NodeId;
+    use crate::version::HlcTimestamp;
+
+    fn peer(n: u64) -> Peer {
+        Peer {
+            id: NodeId(Id::from_high_u64(n)),
+            addr: format!("127.0.0.1:{}", 7000 + n).parse().expect("addr"),
+        }
+    }
+
+    fn at(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    fn version(ms: u64) -> Version {
+        Version::new(
+            HlcTimestamp {
+                physical_ms: ms,
+                logical: 0,
+            },
+            peer(1).id,
+        )
+    }
+
+    fn record(value: &[u8], ms: u64) -> Record {
+        Record::value(b"key", version(ms), value.to_vec())
+    }
+
+    fn drain(kv: &mut Replication) -> Vec<KvAction> {
+        std::iter::from_fn(|| kv.poll_action()).collect()
+    }
+
+    /// The rpc of the request sent to `to`, and the ticket of the local store call.
+    fn sent_to(actions: &[KvAction], to: Peer) -> u64 {
+        actions
+            .iter()
+            .find_map(|a| match a {
+                KvAction::Send { rpc, to: p, .. } if *p == to => Some(*rpc),
+                _ => None,
+            })
+            .expect("a request to that peer")
+    }
+
+    fn local_ticket(actions: &[KvAction]) -> Ticket {
+        actions
+            .iter()
+            .find_map(|a| match a {
+                KvAction::Storage { ticket, .. } => Some(*ticket),
+                _ => None,
+            })
+            .expect("a local store call")
+    }
+
+    fn done(actions: &[KvAction]) -> Option<Result<OpResult, KvError>> {
+        actions.iter().find_map(|a| match a {
+            KvAction::Done { result, .. } => Some(result.clone()),
+            _ => None,
+        })
+    }
+
+    fn three() -> Vec<Peer> {
+        vec![peer(1), peer(2), peer(3)]
+    }
+
+    #[test]
+    fn a_write_succeeds_once_two_of_three_stored_it() {
+        let mut kv = Replication::new(peer(1), KvConfig::default());
+        kv.write(at(0), record(b"v", 10), Some(three()))
+            .expect("valid");
+        let actions = drain(&mut kv);
+        kv.on_storage(
+            at(1),
+            local_ticket(&actions),
+            StorageOutcome::Applied(vec![true]),
+        );
+        assert_eq!(done(&drain(&mut kv)), None, "one of two is not a quorum");
+        kv.handle_response(
+            at(2),
+            sent_to(&actions, peer(3)),
+            Response::Stored { won: true },
+        );
+        assert_eq!(
+            done(&drain(&mut kv)),
+            Some(Ok(OpResult::Written {
+                version: version(10)
+            }))
+        );
+    }
+
+    #[test]
+    fn a_write_fails_as_soon_as_its_quorum_cannot_be_reached() {
+        let mut kv = Replication::new(peer(1), KvConfig::default());
+        kv.write(at(0), record(b"v", 10), Some(three()))
+            .expect("valid");
+        let actions = drain(&mut kv);
+        kv.on_storage(
+            at(1),
+            local_ticket(&actions),
+            StorageOutcome::Applied(vec![true]),
+        );
+        kv.handle_failure(at(2), sent_to(&actions, peer(2)));
+        kv.handle_response(
+            at(3),
+            sent_to(&actions, peer(3)),
+            Response::Error {
+                reason: "disk full".into(),
+            },
+        );
+        assert_eq!(
+            done(&drain(&mut kv)),
+            Some(Err(KvError::NoQuorum {
+                op: "write",
+                answered: 1,
+                needed: 2,
+                asked: 3
+            }))
+        );
+    }
+
+    #[test]
+    fn a_write_without_answers_fails_at_its_deadline_saying_so() {
+        let mut kv = Replication::new(peer(1), KvConfig::default());
+        kv.write(at(0), record(b"v", 10), Some(three()))
+            .expect("valid");
+        drain(&mut kv);
+        let deadline = kv.poll_timeout().expect("a deadline");
+        kv.handle_timeout(deadline);
+        let result = done(&drain(&mut kv)).expect("ended");
+        assert!(
+            matches!(
+                result,
+                Err(KvError::NoQuorum {
+                    answered: 0,
+                    needed: 2,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        assert!(
+            result
+                .expect_err("failed")
+                .to_string()
+                .contains("may still take effect")
+        );
+    }
+
+    #[test]
+    fn a_read_returns_the_newest_and_repairs_the_stale_replica() {
+        let mut kv = Replication::new(peer(1), KvConfig::default());
+        kv.read(at(0), KeyId::of_key(b"key"), Some(three()));
+        let actions = drain(&mut kv);
+        let asked: Vec<&KvAction> = actions
+            .iter()
+            .filter(|a| matches!(a, KvAction::Send { .. } | KvAction::Storage { .. }))
+            .collect();
+        assert_eq!(
+            asked.len(),
+            2,
+            "Q = 2 asked, the local store first: {actions:?}"
+        );
+        kv.on_storage(
+            at(1),
+            local_ticket(&actions),
+            StorageOutcome::Got(Some(record(b"old", 5))),
+        );
+        kv.handle_response(
+            at(2),
+            sent_to(&actions, peer(2)),
+            Response::Record {
+                record: Some(Box::new(record(b"new", 9))),
+            },
+        );
+        let after = drain(&mut kv);
+        assert_eq!(
+            done(&after),
+            Some(Ok(OpResult::Read {
+                record: Some(record(b"new", 9))
+            }))
+        );
+        assert!(
+            after.iter().any(|a| matches!(a,
+                KvAction::Storage { request: StorageRequest::Apply(records), .. }
+                    if records == &vec![record(b"new", 9)])),
+            "the stale local copy is repaired: {after:?}"
+        );
+    }
+
+    #[test]
+    fn a_read_asks_the_next_replica_when_one_fails() {
+        let mut kv = Replication::new(peer(9), KvConfig::default());
+        kv.read(at(0), KeyId::of_key(b"key"), Some(three()));
+        let actions = drain(&mut kv);
+        kv.handle_failure(at(1), sent_to(&actions, peer(1)));
+        let retry = drain(&mut kv);
+        let third = sent_to(&retry, peer(3));
+        kv.handle_response(
+            at(2),
+            sent_to(&actions, peer(2)),
+            Response::Record { record: None },
+        );
+        kv.handle_response(at(3), third, Response::Record { record: None });
+        assert_eq!(
+            done(&drain(&mut kv)),
+            Some(Ok(OpResult::Read { record: None }))
+        );
+    }
+
+    #[test]
+    fn a_replica_answers_a_store_only_once_its_store_made_it_durable() {
+        let mut kv = Replication::new(peer(2), KvConfig::default());
+        let answer = kv.handle_request(
+            at(0),
+            InboundId(7),
+            Request::Store {
+                record: Box::new(record(b"v", 10)),
+            },
+        );
+        assert_eq!(answer, None, "deferred");
+        let actions = drain(&mut kv);
+        kv.on_storage(
+            at(1),
+            local_ticket(&actions),
+            StorageOutcome::Applied(vec![true]),
+        );
+        assert_eq!(
+            drain(&mut kv),
+            vec![KvAction::Respond {
+                inbound: InboundId(7),
+                response: Response::Stored { won: true }
+            }]
+        );
+    }
+
+    #[test]
+    fn a_malformed_record_from_a_peer_is_refused_without_touching_the_store() {
+        let mut kv = Replication::new(peer(2), KvConfig::default());
+        let mut forged = record(b"v", 10);
+        forged.key_id = KeyId::of_key(b"another key");
+        let answer = kv.handle_request(
+            at(0),
+            InboundId(1),
+            Request::Store {
+                record: Box::new(forged),
+            },
+        );
+        assert!(matches!(answer, Some(Response::Error { .. })), "{answer:?}");
+        assert_eq!(drain(&mut kv), vec![]);
+    }
+
+    #[test]
+    fn bad_keys_and_values_are_refused_before_anything_is_sent() {
+        assert!(check_key(b"").is_err());
+        assert!(check_key(&vec![b'k'; MAX_KEY_LEN + 1]).is_err());
+        assert_eq!(check_key(&[0xff, 0xfe]), Err(KvError::KeyNotUtf8));
+        let mut kv = Replication::new(peer(1), KvConfig::default());
+        let big = Record::value(b"key", version(1), vec![0; MAX_INLINE_VALUE + 1]);
+        assert!(kv.write(at(0), big, Some(three())).is_err());
+        assert_eq!(drain(&mut kv), vec![]);
+    }
+
+    #[test]
+    fn quorums_above_the_replicas_are_refused() {
+        let config = KvConfig {
+            write_quorum: 4,
+            ..KvConfig::default()
+        };
+        assert_eq!(
+            config.validate(),
+            Err(KvConfigError::WriteQuorum { w: 4, r: 3 })
+        );
+        assert!(KvConfig::default().validate().is_ok());
+    }
+}

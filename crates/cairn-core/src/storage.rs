@@ -1,0 +1,35 @@
+//! Storage work the core asks for, and its outcome. The core never touches
+//! a disk: it hands out a [`StorageRequest`] under a [`Ticket`], the node
+//! runs it on its store (off the event loop), the simulator on an in-memory
+//! store, and each reports the [`StorageOutcome`] back under the ticket.
+//!
+//! Invariant: a request that writes is reported done only once durable; an
+//! error acknowledges nothing.
+
+use crate::id::KeyId;
+use crate::record::Record;
+
+/// Names one storage request, to match its outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ticket(pub u64);
+
+/// What the core asks of the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageRequest {
+    /// Apply these records, last writer wins, durably.
+    Apply(Vec<Record>),
+    /// The record of this key id, if any (a value or a tombstone).
+    Get(KeyId),
+}
+
+/// What became of a [`StorageRequest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageOutcome {
+    /// Per record of an `Apply`: true if it won (was newer than what was
+    /// stored), false if the store kept a newer or equal version.
+    Applied(Vec<bool>),
+    /// The answer to a `Get`.
+    Got(Option<Record>),
+    /// The store failed; nothing was acknowledged.
+    Failed(String),
+}
