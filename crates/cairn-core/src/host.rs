@@ -18,6 +18,7 @@ use crate::config::RingConfig;
 use crate::id::{Id, KeyId};
 use crate::kv::{self, KvAction, KvConfig, KvError, OpId, OpResult, Replication};
 use crate::lookup::LookupError;
+use crate::range::KeyRange;
 use crate::record::Record;
 use crate::ring::walk::{WalkId, WalkedMember};
 use crate::ring::{self, LookupAnswer, LookupId, Phase, RingEvent, RingNode};
@@ -226,7 +227,9 @@ impl Host {
         let inbound = InboundId(self.next_inbound);
         self.next_inbound += 1;
         let answer = match request {
-            Request::Store { .. } | Request::Fetch { .. } => self.replicate(time, inbound, request),
+            Request::Store { .. } | Request::Fetch { .. } | Request::StoreMany { .. } => {
+                self.replicate(time, inbound, request)
+            }
             ring_request => self
                 .ring
                 .handle_request(time.now, from, inbound, ring_request),
@@ -320,9 +323,32 @@ impl Host {
                     }
                     return Some(Action::LookupDone { lookup, result });
                 }
+                ring::Action::Event(
+                    event @ (RingEvent::PredecessorChanged { .. } | RingEvent::RangeChanged { .. }),
+                ) => {
+                    self.tell_holding();
+                    return Some(Action::Event(Event::Ring(event)));
+                }
                 other => return Some(Self::from_ring(other)),
             }
         }
+    }
+
+    /// Tells replication what this node now holds, and with whom (it hands
+    /// records off to new holders).
+    fn tell_holding(&mut self) {
+        if *self.ring.phase() != Phase::Active {
+            return;
+        }
+        let me = self.me();
+        let predecessor = self.ring.routing().predecessor();
+        let primary = match predecessor {
+            Some(predecessor) => KeyRange::new(predecessor.id.id(), me.id.id()),
+            None => KeyRange::whole(),
+        };
+        let replicas = self.ring.replica_set();
+        self.kv
+            .on_holding(self.last.now, primary, replicas, predecessor);
     }
 
     /// When `handle_timeout` should be called next.

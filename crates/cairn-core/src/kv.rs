@@ -8,6 +8,14 @@
 //! that answered with an older one (read repair). A replica answers a store
 //! only once its store reports it durable (the host defers the answer).
 //!
+//! Handoff: when this node's replica set gains a member, it pushes its
+//! primary range (predecessor, me] to that member, and when a newcomer
+//! takes over part of that range, it pushes that part to the newcomer; page
+//! by page, each page durable at the receiver before the next is read. A
+//! crash or a leave changes the replica sets of the survivors around it,
+//! which push to their new members: every key is brought back to R copies.
+//! Nothing is dropped (yet): a node keeps records it no longer has to hold.
+//!
 //! Invariants:
 //! - an operation ends exactly once: `Ok` only with its quorum of answers,
 //!   an error (with how many answered) as soon as the quorum cannot be
@@ -19,6 +27,7 @@
 
 use crate::id::{Id, KeyId};
 use crate::limits::MAX_KEY_LEN;
+use crate::range::KeyRange;
 use crate::record::{MAX_INLINE_VALUE, Record, RecordError};
 use crate::rpc::InboundId;
 use crate::storage::{StorageOutcome, StorageRequest, Ticket};
@@ -84,6 +93,12 @@ impl KvConfig {
         Ok(())
     }
 }
+
+/// A handoff page holds at most this many records...
+pub const PUSH_PAGE_RECORDS: usize = 64;
+/// ...and at most this many key and value bytes (records are sent whole, so
+/// a page may end early; it always holds at least one): well inside a frame.
+pub const PUSH_PAGE_BYTES: u64 = 1 << 20;
 
 /// Names one client operation.
 pub type OpId = u64;
@@ -195,6 +210,37 @@ enum Waiter {
     Repair,
     /// A peer's request, answered once the store has done its part.
     Inbound(InboundId),
+    /// A page of handoff `push`: read from the store, or sent to its target.
+    Push(u64),
+}
+
+/// Records of `range` pushed to `to`, a page at a time; `rest` is what is
+/// left after the pages sent (`None`: the last page went). A page the target
+/// did not take is sent again after [`PUSH_RETRY`], up to [`PUSH_ATTEMPTS`] times.
+#[derive(Clone, Debug)]
+struct Push {
+    to: Peer,
+    range: KeyRange,
+    rest: Option<KeyRange>,
+    /// Where the page under way started, to send it again if it fails.
+    page_from: Option<KeyRange>,
+    failures: u32,
+    retry_at: Option<Duration>,
+}
+
+/// How long a failed handoff page waits before it is sent again.
+pub const PUSH_RETRY: Duration = Duration::from_secs(1);
+/// How many times a handoff page is tried before the push is given up (the
+/// next change of the ring starts another).
+pub const PUSH_ATTEMPTS: u32 = 5;
+
+/// What this node holds and with whom, as last told by the ring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Holding {
+    /// (predecessor, me]: the keys this node owns.
+    primary: KeyRange,
+    /// Me and my next R - 1 successors: the replicas of those keys.
+    replicas: Vec<Peer>,
 }
 
 /// The replication state of one node.
@@ -211,6 +257,12 @@ pub struct Replication {
     now: Duration,
     next_ticket: u64,
     tickets: BTreeMap<Ticket, Waiter>,
+    next_push: u64,
+    pushes: BTreeMap<u64, Push>,
+    holding: Option<Holding>,
+    /// Records handed off (pushed and stored by their new holders), and pages.
+    pub pushed_records: u64,
+    pub pushed_pages: u64,
     actions: VecDeque<KvAction>,
 }
 
@@ -240,6 +292,11 @@ impl Replication {
             now: Duration::ZERO,
             next_ticket: 1,
             tickets: BTreeMap::new(),
+            next_push: 1,
+            pushes: BTreeMap::new(),
+            holding: None,
+            pushed_records: 0,
+            pushed_pages: 0,
             actions: VecDeque::new(),
         }
     }
@@ -527,10 +584,160 @@ impl Replication {
                 self.store(Waiter::Inbound(inbound), StorageRequest::Get(key_id));
                 None
             }
+            Request::StoreMany { records } => {
+                if let Some(error) = records.iter().find_map(|r| r.check().err()) {
+                    return Some(Response::Error {
+                        reason: format!("refused page: {error}"),
+                    });
+                }
+                self.store(Waiter::Inbound(inbound), StorageRequest::Apply(records));
+                None
+            }
             _ => Some(Response::Error {
                 reason: "not a replication request".into(),
             }),
         }
+    }
+
+    // ---- handoff ----
+
+    /// The ring changed what this node holds or with whom: push to new
+    /// replicas, and to a newcomer that took over part of the primary range.
+    pub fn on_holding(
+        &mut self,
+        now: Duration,
+        primary: KeyRange,
+        replicas: Vec<Peer>,
+        predecessor: Option<Peer>,
+    ) {
+        self.now = now;
+        let new = Holding { primary, replicas };
+        let old = self.holding.replace(new.clone());
+        if old.as_ref() == Some(&new) {
+            return;
+        }
+        let me = self.me.id;
+        for member in &new.replicas {
+            let was_one = old
+                .as_ref()
+                .is_some_and(|o| o.replicas.iter().any(|p| p.id == member.id));
+            if member.id != me && !was_one {
+                self.start_push(*member, new.primary);
+            }
+        }
+        if let Some(old) = &old
+            && old.primary != new.primary
+        {
+            let (was, now_from) = (old.primary.after, new.primary.after);
+            if old.primary.contains(KeyId(now_from)) && now_from != was {
+                // A newcomer between my old predecessor and me now owns the
+                // part of my old primary range up to it.
+                if let Some(newcomer) = predecessor {
+                    self.start_push(newcomer, KeyRange::new(was, now_from));
+                }
+            } else if !new.primary.is_whole() && new.primary.contains(KeyId(was)) {
+                // My predecessor went (crashed or left): I own its range too
+                // now, and my last replicas never held it.
+                let grown = KeyRange::new(now_from, was);
+                for member in &new.replicas {
+                    if member.id != me {
+                        self.start_push(*member, grown);
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_push(&mut self, to: Peer, range: KeyRange) {
+        let busy = self
+            .pushes
+            .values()
+            .any(|p| p.to.id == to.id && p.range == range);
+        if busy {
+            return;
+        }
+        let push = self.next_push;
+        self.next_push += 1;
+        self.pushes.insert(
+            push,
+            Push {
+                to,
+                range,
+                rest: Some(range),
+                page_from: None,
+                failures: 0,
+                retry_at: None,
+            },
+        );
+        self.read_page(push);
+    }
+
+    fn read_page(&mut self, push: u64) {
+        let Some(rest) = self.pushes.get(&push).and_then(|p| p.rest) else {
+            self.pushes.remove(&push);
+            return;
+        };
+        let request = StorageRequest::Scan {
+            range: rest,
+            limit: PUSH_PAGE_RECORDS,
+        };
+        self.store(Waiter::Push(push), request);
+    }
+
+    /// A page was read: send what fits, or end the push if nothing is left.
+    fn send_page(&mut self, push: u64, mut records: Vec<Record>) {
+        let Some(state) = self.pushes.get_mut(&push) else {
+            return;
+        };
+        if records.is_empty() {
+            self.pushes.remove(&push);
+            return;
+        }
+        let mut bytes = 0;
+        let fits = records
+            .iter()
+            .position(|r| {
+                bytes += r.stored_bytes();
+                bytes > PUSH_PAGE_BYTES
+            })
+            .unwrap_or(records.len())
+            .max(1);
+        records.truncate(fits);
+        let last = records[records.len() - 1].key_id;
+        let to = state.to;
+        state.page_from = state.rest;
+        state.rest = state.rest.and_then(|rest| rest.rest_after(last));
+        self.pushed_records += records.len() as u64;
+        self.pushed_pages += 1;
+        self.send(Waiter::Push(push), to, Request::StoreMany { records });
+    }
+
+    /// The target stored a page: read the next, unless the range is done.
+    fn next_page(&mut self, push: u64) {
+        match self.pushes.get_mut(&push) {
+            Some(state) if state.rest.is_some() => {
+                state.failures = 0;
+                self.read_page(push);
+            }
+            _ => {
+                self.pushes.remove(&push);
+            }
+        }
+    }
+
+    /// The target did not take a page: try it again in a moment, a few times.
+    fn push_failed(&mut self, push: u64) {
+        let now = self.now;
+        let Some(state) = self.pushes.get_mut(&push) else {
+            return;
+        };
+        state.failures += 1;
+        if state.failures >= PUSH_ATTEMPTS {
+            self.pushes.remove(&push);
+            return;
+        }
+        state.rest = state.page_from.or(state.rest);
+        state.retry_at = Some(now + PUSH_RETRY);
     }
 
     // ---- outcomes ----
@@ -546,15 +753,24 @@ impl Replication {
                 let answer = match outcome {
                     StorageOutcome::Applied(_) => Some(None),
                     StorageOutcome::Got(record) => Some(record),
-                    StorageOutcome::Failed(_) => None,
+                    StorageOutcome::Failed(_) | StorageOutcome::Scanned(_) => None,
                 };
                 self.on_part(op, index, answer);
             }
             Waiter::Repair => {}
+            Waiter::Push(push) => match outcome {
+                StorageOutcome::Scanned(records) => self.send_page(push, records),
+                _ => {
+                    self.pushes.remove(&push);
+                }
+            },
             Waiter::Inbound(inbound) => {
                 let response = match outcome {
                     StorageOutcome::Applied(won) => Response::Stored {
-                        won: won.first().copied().unwrap_or(false),
+                        won: won.iter().any(|w| *w),
+                    },
+                    StorageOutcome::Scanned(_) => Response::Error {
+                        reason: "internal: a scan answered a store".into(),
                     },
                     StorageOutcome::Got(record) => Response::Record {
                         record: record.map(Box::new),
@@ -575,6 +791,13 @@ impl Replication {
         let Some((waiter, _)) = self.rpcs.remove(&rpc) else {
             return;
         };
+        if let Waiter::Push(push) = waiter {
+            match response {
+                Response::Stored { .. } => self.next_page(push),
+                _ => self.push_failed(push),
+            }
+            return;
+        }
         if let Waiter::Op { op, index } = waiter {
             let answer = match response {
                 Response::Stored { .. } => Some(None),
@@ -589,14 +812,28 @@ impl Replication {
     /// Request `rpc` failed before it was answered.
     pub fn handle_failure(&mut self, now: Duration, rpc: u64) {
         self.now = now;
-        if let Some((Waiter::Op { op, index }, _)) = self.rpcs.remove(&rpc) {
-            self.on_part(op, index, None);
+        match self.rpcs.remove(&rpc) {
+            Some((Waiter::Op { op, index }, _)) => self.on_part(op, index, None),
+            Some((Waiter::Push(push), _)) => self.push_failed(push),
+            _ => {}
         }
     }
 
     /// Operations past their deadline fail, saying how many replicas answered.
     pub fn handle_timeout(&mut self, now: Duration) {
         self.now = now;
+        let again: Vec<u64> = self
+            .pushes
+            .iter()
+            .filter(|(_, p)| p.retry_at.is_some_and(|at| at <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for push in again {
+            if let Some(state) = self.pushes.get_mut(&push) {
+                state.retry_at = None;
+            }
+            self.read_page(push);
+        }
         // A request with no answer and no failure by its deadline (lost on
         // the way) fails, as the transport would report.
         let lost: Vec<u64> = self
@@ -643,7 +880,8 @@ impl Replication {
     pub fn poll_timeout(&self) -> Option<Duration> {
         let ops = self.ops.values().map(|o| o.deadline);
         let rpcs = self.rpcs.values().map(|(_, deadline)| *deadline);
-        ops.chain(rpcs).min()
+        let pushes = self.pushes.values().filter_map(|p| p.retry_at);
+        ops.chain(rpcs).chain(pushes).min()
     }
 
     pub fn poll_action(&mut self) -> Option<KvAction> {

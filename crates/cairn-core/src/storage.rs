@@ -7,6 +7,7 @@
 //! error acknowledges nothing.
 
 use crate::id::KeyId;
+use crate::range::KeyRange;
 use crate::record::Record;
 
 /// Names one storage request, to match its outcome.
@@ -20,6 +21,8 @@ pub enum StorageRequest {
     Apply(Vec<Record>),
     /// The record of this key id, if any (a value or a tombstone).
     Get(KeyId),
+    /// Up to `limit` records in `range`, clockwise from its start.
+    Scan { range: KeyRange, limit: usize },
 }
 
 /// What became of a [`StorageRequest`].
@@ -30,6 +33,8 @@ pub enum StorageOutcome {
     Applied(Vec<bool>),
     /// The answer to a `Get`.
     Got(Option<Record>),
+    /// The answer to a `Scan`.
+    Scanned(Vec<Record>),
     /// The store failed; nothing was acknowledged.
     Failed(String),
 }

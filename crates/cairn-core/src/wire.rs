@@ -87,6 +87,9 @@ pub enum Request {
     Store { record: Box<Record> },
     /// Replication: "send me your record of this key id".
     Fetch { key_id: KeyId },
+    /// Handoff: "store these records durably" (a page of a range this node
+    /// must now hold). Answered `Stored` (`won`: any of them was newer).
+    StoreMany { records: Vec<Record> },
 }
 
 /// What a node answers.

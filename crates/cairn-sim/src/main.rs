@@ -36,6 +36,11 @@ struct Args {
     /// Lookups on the settled ring at the end (each must be correct).
     #[arg(long, default_value_t = 2_000)]
     final_lookups: usize,
+    /// Puts of new keys from random members during --duration; at the end
+    /// every acknowledged write is checked against the live nodes' stores
+    /// (lost: on none; under-replicated: on fewer than R).
+    #[arg(long, default_value_t = 0)]
+    puts: usize,
     /// The seed: one seed, one run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -130,6 +135,7 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
             0
         },
         final_lookups: args.final_lookups,
+        puts: args.puts,
         consecutive_crashes: args.consecutive_crashes,
         partition,
         network: NetworkModel {

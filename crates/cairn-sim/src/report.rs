@@ -132,6 +132,13 @@ pub struct Report {
     pub converge_after_churn_s: Option<f64>,
     /// Lookups on the settled ring at the end: every one must be correct.
     pub final_lookups: LookupStats,
+    /// Puts acknowledged by a write quorum, and puts that failed (indeterminate).
+    pub puts_acked: u64,
+    pub puts_failed: u64,
+    /// Acknowledged writes that no live node holds at the end (must be 0).
+    pub writes_lost: u64,
+    /// Acknowledged writes on fewer than R live nodes at the end.
+    pub keys_under_replicated: u64,
     /// Keys per node, max / mean, for 100,000 random keys on the final ring.
     pub keys_imbalance: f64,
     /// The first broken invariant, if the ring did not converge.
@@ -206,6 +213,13 @@ impl Report {
             self.crashes_unjudged,
             self.crashes_unwatched
         );
+        if self.puts_acked + self.puts_failed > 0 {
+            let _ = writeln!(
+                out,
+                "puts: {} acknowledged, {} failed (indeterminate); at the end {} acknowledged writes lost, {} on fewer than R live nodes",
+                self.puts_acked, self.puts_failed, self.writes_lost, self.keys_under_replicated
+            );
+        }
         let _ = writeln!(
             out,
             "keys per node (100,000 keys): max/mean {:.2}",

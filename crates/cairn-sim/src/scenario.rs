@@ -27,6 +27,9 @@ pub struct Scenario {
     pub lookups: usize,
     /// Lookups on the settled ring at the end.
     pub final_lookups: usize,
+    /// Puts of new keys during churn (spread as a Poisson process), each
+    /// checked at the end against the live nodes' stores.
+    pub puts: usize,
     /// Crash this many consecutive members at once, after the ring settled.
     pub consecutive_crashes: usize,
     /// Cut off the nodes of this fraction of the id space for this long, after the ring settled.
@@ -67,6 +70,7 @@ impl Default for Scenario {
             crash_fraction: 0.5,
             lookups: 1000,
             final_lookups: 1000,
+            puts: 0,
             consecutive_crashes: 0,
             partition: None,
             max_converge: Duration::from_secs(900),
@@ -129,6 +133,7 @@ struct Churn {
     until: Duration,
     crash_fraction: f64,
     lookup_every: Option<Duration>,
+    put_every: Option<Duration>,
     target_nodes: usize,
     /// Arrivals are only taken while building, or while churn lasts; one
     /// scheduled before churn ended but due after it is dropped.
@@ -170,6 +175,17 @@ impl Churn {
                     sim.leave(id);
                 }
             }
+            Workload::Put => {
+                if let Some(from) = sim.random_member() {
+                    sim.start_put(from);
+                }
+                if let Some(every) = self.put_every
+                    && now < self.until
+                {
+                    let gap = exponential(sim, every);
+                    sim.schedule(now + gap, Event::Workload(Workload::Put));
+                }
+            }
             Workload::Lookup => {
                 if let Some(from) = sim.random_member() {
                     let target = random_id(sim);
@@ -207,6 +223,7 @@ pub fn run(scenario: &Scenario) -> Report {
         until: Duration::ZERO,
         crash_fraction: 0.0,
         lookup_every: None,
+        put_every: None,
         target_nodes: scenario.nodes,
         building: false,
     };
@@ -290,6 +307,7 @@ pub fn run(scenario: &Scenario) -> Report {
         crash_fraction: scenario.crash_fraction,
         lookup_every: (scenario.lookups > 0)
             .then(|| scenario.duration / scenario.lookups.max(1) as u32),
+        put_every: (scenario.puts > 0).then(|| scenario.duration / scenario.puts.max(1) as u32),
         target_nodes: scenario.nodes,
         building: false,
     };
@@ -303,10 +321,13 @@ pub fn run(scenario: &Scenario) -> Report {
         sim.schedule(churn_start + gap, Event::Workload(Workload::Arrive));
         disturbed = true;
     }
-    let churning = scenario.churn_mean.is_some() || scenario.lookups > 0;
+    let churning = scenario.churn_mean.is_some() || scenario.lookups > 0 || scenario.puts > 0;
     if churning {
         if scenario.lookups > 0 {
             sim.schedule(churn_start, Event::Workload(Workload::Lookup));
+        }
+        if scenario.puts > 0 {
+            sim.schedule(churn_start, Event::Workload(Workload::Put));
         }
         let step = (scenario.duration / 10).max(Duration::from_secs(1));
         let mut at = churn_start;
@@ -352,6 +373,12 @@ pub fn run(scenario: &Scenario) -> Report {
     let end = sim.now + scenario.ring.lookup_deadline + Duration::from_secs(1);
     sim.run_until(end, &mut |sim, event| idle.handle(sim, event));
     report.final_lookups = LookupStats::from_outcomes(&sim.outcomes);
+    // Handoff has had the settling time to bring every key back to R copies.
+    let (lost, under) = sim.check_replicas();
+    report.puts_acked = sim.counters.puts_acked;
+    report.puts_failed = sim.counters.puts_failed;
+    report.writes_lost = lost as u64;
+    report.keys_under_replicated = under as u64;
     report.keys_imbalance = keys_imbalance(&mut sim, 100_000);
     report.violation = check_ring(&sim).err().map(|v| {
         let mut text = v.to_string();

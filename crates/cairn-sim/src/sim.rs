@@ -26,7 +26,7 @@ use std::time::Duration;
 /// 4-byte frame length (20 + 8 + 12 + 5 + 16 + 4).
 pub const WIRE_OVERHEAD: usize = 65;
 /// The kinds of requests, for traffic by kind (a response counts with its request).
-pub const REQUEST_KINDS: [&str; 10] = [
+pub const REQUEST_KINDS: [&str; 11] = [
     "GetState",
     "Notify",
     "Ping",
@@ -37,6 +37,7 @@ pub const REQUEST_KINDS: [&str; 10] = [
     "ProbeFor",
     "Store",
     "Fetch",
+    "StoreMany",
 ];
 
 /// The index of a request's kind in [`REQUEST_KINDS`].
@@ -52,6 +53,7 @@ fn request_kind(request: &Request) -> usize {
         Request::ProbeFor { .. } => 7,
         Request::Store { .. } => 8,
         Request::Fetch { .. } => 9,
+        Request::StoreMany { .. } => 10,
     }
 }
 
@@ -98,6 +100,8 @@ pub enum Workload {
     Depart(NodeId),
     /// A lookup of a random id from a random member.
     Lookup,
+    /// A put of a new key from a random member.
+    Put,
 }
 
 /// A queued event: when, in which order, and where its body waits in the
@@ -211,6 +215,9 @@ pub struct Counters {
     /// counts with its request.
     pub kind_messages: [u64; REQUEST_KINDS.len()],
     pub kind_bytes: [u64; REQUEST_KINDS.len()],
+    /// Puts acknowledged by a write quorum, and puts that failed (indeterminate).
+    pub puts_acked: u64,
+    pub puts_failed: u64,
     /// Crashes whose predecessor itself crashed or left before judging them
     /// (their detection time is not measured).
     pub unwatched_crashes: u64,
@@ -240,6 +247,11 @@ pub struct Sim {
     member_list: Vec<NodeId>,
     member_index: IdMap<usize>,
     lookups: HashSet<(NodeId, LookupId)>,
+    /// Puts under way: (coordinator, operation) -> key.
+    puts: HashMap<(NodeId, cairn_core::kv::OpId), String>,
+    /// The model: every acknowledged write, key -> version.
+    pub acknowledged: BTreeMap<String, cairn_core::version::Version>,
+    next_key: u64,
     /// Crashed node -> (its true predecessor when it crashed, when), until
     /// that predecessor judges it dead.
     crashed_watch: IdMap<(NodeId, Duration)>,
@@ -270,6 +282,9 @@ impl Sim {
             member_list: Vec::new(),
             member_index: IdMap::default(),
             lookups: HashSet::new(),
+            puts: HashMap::new(),
+            acknowledged: BTreeMap::new(),
+            next_key: 0,
             crashed_watch: IdMap::default(),
             detection_delays: Vec::new(),
             outcomes: Vec::new(),
@@ -649,10 +664,72 @@ impl Sim {
 
     fn on_kv_done(
         &mut self,
-        _node: NodeId,
-        _op: cairn_core::kv::OpId,
-        _result: Result<cairn_core::kv::OpResult, cairn_core::kv::KvError>,
+        node: NodeId,
+        op: cairn_core::kv::OpId,
+        result: Result<cairn_core::kv::OpResult, cairn_core::kv::KvError>,
     ) {
+        let Some(key) = self.puts.remove(&(node, op)) else {
+            return;
+        };
+        match result {
+            Ok(cairn_core::kv::OpResult::Written { version }) => {
+                self.counters.puts_acked += 1;
+                self.acknowledged.insert(key, version);
+            }
+            // Indeterminate: it may or may not have taken effect.
+            _ => self.counters.puts_failed += 1,
+        }
+    }
+
+    /// Puts a new key from member `from`.
+    pub fn start_put(&mut self, from: NodeId) {
+        let now = self.now;
+        self.next_key += 1;
+        let key = format!("key-{}", self.next_key);
+        let Some(node) = self.nodes.get_mut(&from) else {
+            return;
+        };
+        let time = node.time(now);
+        match node.core.put(time, key.as_bytes(), vec![0x5a; 64]) {
+            Ok(op) => {
+                self.puts.insert((from, op), key);
+            }
+            Err(_) => self.counters.puts_failed += 1,
+        }
+        self.drain(from);
+    }
+
+    /// Checks every acknowledged write against the live nodes' stores: how
+    /// many hold its version (or a newer one). Returns (lost, under-replicated):
+    /// keys held by no live node, and keys held by fewer than R (or fewer
+    /// than the members, in a small ring).
+    pub fn check_replicas(&self) -> (usize, usize) {
+        use cairn_store::Store;
+        let want = self.config.replicas.min(self.members.len());
+        let mut lost = 0;
+        let mut under = 0;
+        for (key, version) in &self.acknowledged {
+            let key_id = cairn_core::KeyId::of_key(key.as_bytes());
+            let holders = self
+                .members
+                .values()
+                .filter_map(|p| self.nodes.get(&p.id))
+                .filter(|n| {
+                    n.store
+                        .get(key_id)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|r| r.version >= *version)
+                })
+                .count();
+            if holders == 0 {
+                lost += 1;
+            }
+            if holders < want {
+                under += 1;
+            }
+        }
+        (lost, under)
     }
 
     fn on_event(&mut self, id: NodeId, me: Peer, event: RingEvent) {

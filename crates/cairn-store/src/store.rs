@@ -166,5 +166,9 @@ pub fn execute(
             Ok(record) => StorageOutcome::Got(record),
             Err(error) => StorageOutcome::Failed(error.to_string()),
         },
+        StorageRequest::Scan { range, limit } => match store.scan(range, limit) {
+            Ok(records) => StorageOutcome::Scanned(records),
+            Err(error) => StorageOutcome::Failed(error.to_string()),
+        },
     }
 }
