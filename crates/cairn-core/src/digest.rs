@@ -88,6 +88,11 @@ impl TreeNode {
     pub const ROOT: TreeNode = TreeNode { level: 0, index: 0 };
 
     /// The node at `level` and `index`, if both are in bounds.
+    /// The root: the whole id space.
+    pub fn root() -> TreeNode {
+        TreeNode { level: 0, index: 0 }
+    }
+
     pub fn new(level: u8, index: u32) -> Result<TreeNode, InvalidTreeNode> {
         if level <= LEAF_LEVEL && index < (1 << (LEVEL_BITS * level as u32)) {
             Ok(TreeNode { level, index })

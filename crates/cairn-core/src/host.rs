@@ -227,9 +227,10 @@ impl Host {
         let inbound = InboundId(self.next_inbound);
         self.next_inbound += 1;
         let answer = match request {
-            Request::Store { .. } | Request::Fetch { .. } | Request::StoreMany { .. } => {
-                self.replicate(time, inbound, request)
-            }
+            Request::Store { .. }
+            | Request::Fetch { .. }
+            | Request::StoreMany { .. }
+            | Request::SyncRange { .. } => self.replicate(time, from, inbound, request),
             ring_request => self
                 .ring
                 .handle_request(time.now, from, inbound, ring_request),
@@ -242,7 +243,13 @@ impl Host {
 
     /// A peer's replication request: refused by a node that is not serving,
     /// or when the writer's clock is too far ahead of this one's.
-    fn replicate(&mut self, time: Time, inbound: InboundId, request: Request) -> Option<Response> {
+    fn replicate(
+        &mut self,
+        time: Time,
+        from: Peer,
+        inbound: InboundId,
+        request: Request,
+    ) -> Option<Response> {
         if matches!(self.ring.phase(), Phase::Left | Phase::JoinFailed) {
             return Some(Response::Error {
                 reason: "this node is not serving".into(),
@@ -255,7 +262,7 @@ impl Host {
                 reason: drift.to_string(),
             });
         }
-        self.kv.handle_request(time.now, inbound, request)
+        self.kv.handle_request(time.now, from, inbound, request)
     }
 
     /// The answer to request `rpc` arrived.

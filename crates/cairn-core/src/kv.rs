@@ -47,6 +47,11 @@ pub struct KvConfig {
     pub read_quorum: usize,
     /// An operation that has not reached its quorum by then fails. Default 5 s.
     pub op_deadline: Duration,
+    /// How often a node compares its primary range with each of its
+    /// replicas (anti-entropy). Default 10 s: a divergent key is repaired
+    /// within one or two periods; an idle ring pays one small round trip
+    /// per replica per period.
+    pub sync_every: Duration,
 }
 
 impl Default for KvConfig {
@@ -56,6 +61,7 @@ impl Default for KvConfig {
             write_quorum: 2,
             read_quorum: 2,
             op_deadline: Duration::from_secs(5),
+            sync_every: Duration::from_secs(10),
         }
     }
 }
@@ -212,6 +218,17 @@ enum Waiter {
     Inbound(InboundId),
     /// A page of handoff `push`: read from the store, or sent to its target.
     Push(u64),
+    /// Anti-entropy `sync`: the local digest, or the replica's.
+    Sync(u64),
+}
+
+/// One anti-entropy comparison of `range` with `peer`.
+#[derive(Clone, Debug)]
+struct Sync {
+    peer: Peer,
+    range: KeyRange,
+    mine: Option<crate::digest::NodeDigest>,
+    theirs: Option<crate::digest::NodeDigest>,
 }
 
 /// Records of `range` pushed to `to`, a page at a time; `rest` is what is
@@ -260,6 +277,12 @@ pub struct Replication {
     next_push: u64,
     pushes: BTreeMap<u64, Push>,
     holding: Option<Holding>,
+    next_sync_id: u64,
+    syncs: BTreeMap<u64, Sync>,
+    /// When the next anti-entropy round starts (once this node holds a range).
+    next_sync: Option<Duration>,
+    /// Ranges found to differ from a replica's, and synced both ways.
+    pub syncs_differing: u64,
     /// Records handed off (pushed and stored by their new holders), and pages.
     pub pushed_records: u64,
     pub pushed_pages: u64,
@@ -295,6 +318,10 @@ impl Replication {
             next_push: 1,
             pushes: BTreeMap::new(),
             holding: None,
+            next_sync_id: 1,
+            syncs: BTreeMap::new(),
+            next_sync: None,
+            syncs_differing: 0,
             pushed_records: 0,
             pushed_pages: 0,
             actions: VecDeque::new(),
@@ -563,6 +590,7 @@ impl Replication {
     pub fn handle_request(
         &mut self,
         now: Duration,
+        from: Peer,
         inbound: InboundId,
         request: Request,
     ) -> Option<Response> {
@@ -582,6 +610,13 @@ impl Replication {
             }
             Request::Fetch { key_id } => {
                 self.store(Waiter::Inbound(inbound), StorageRequest::Get(key_id));
+                None
+            }
+            Request::SyncRange { range, push_back } => {
+                if push_back {
+                    self.start_push(from, range);
+                }
+                self.store(Waiter::Inbound(inbound), StorageRequest::Digest { range });
                 None
             }
             Request::StoreMany { records } => {
@@ -613,6 +648,9 @@ impl Replication {
         self.now = now;
         let new = Holding { primary, replicas };
         let old = self.holding.replace(new.clone());
+        if self.next_sync.is_none() {
+            self.next_sync = Some(now + self.config.sync_every);
+        }
         if old.as_ref() == Some(&new) {
             return;
         }
@@ -740,6 +778,69 @@ impl Replication {
         state.retry_at = Some(now + PUSH_RETRY);
     }
 
+    // ---- anti-entropy ----
+
+    /// Compares the primary range with every other replica of it.
+    fn start_syncs(&mut self) {
+        let Some(holding) = self.holding.clone() else {
+            return;
+        };
+        let me = self.me.id;
+        for peer in holding.replicas.iter().filter(|p| p.id != me) {
+            let busy = self.syncs.values().any(|s| s.peer.id == peer.id);
+            if busy {
+                continue;
+            }
+            let sync = self.next_sync_id;
+            self.next_sync_id += 1;
+            self.syncs.insert(
+                sync,
+                Sync {
+                    peer: *peer,
+                    range: holding.primary,
+                    mine: None,
+                    theirs: None,
+                },
+            );
+            self.store(
+                Waiter::Sync(sync),
+                StorageRequest::Digest {
+                    range: holding.primary,
+                },
+            );
+            let ask = Request::SyncRange {
+                range: holding.primary,
+                push_back: false,
+            };
+            self.send(Waiter::Sync(sync), *peer, ask);
+        }
+    }
+
+    /// Both digests are in: if they differ, each side pushes the range to the other.
+    fn compare(&mut self, sync: u64) {
+        let Some(state) = self.syncs.get(&sync) else {
+            return;
+        };
+        let (Some(mine), Some(theirs)) = (state.mine, state.theirs) else {
+            return;
+        };
+        let (peer, range) = (state.peer, state.range);
+        self.syncs.remove(&sync);
+        if mine.matches(&theirs) {
+            return;
+        }
+        self.syncs_differing += 1;
+        self.start_push(peer, range);
+        self.send(
+            Waiter::Repair,
+            peer,
+            Request::SyncRange {
+                range,
+                push_back: true,
+            },
+        );
+    }
+
     // ---- outcomes ----
 
     /// The store did its part for `ticket`.
@@ -753,11 +854,23 @@ impl Replication {
                 let answer = match outcome {
                     StorageOutcome::Applied(_) => Some(None),
                     StorageOutcome::Got(record) => Some(record),
-                    StorageOutcome::Failed(_) | StorageOutcome::Scanned(_) => None,
+                    StorageOutcome::Failed(_)
+                    | StorageOutcome::Scanned(_)
+                    | StorageOutcome::Digest(_) => None,
                 };
                 self.on_part(op, index, answer);
             }
             Waiter::Repair => {}
+            Waiter::Sync(sync) => {
+                if let StorageOutcome::Digest(digest) = outcome
+                    && let Some(state) = self.syncs.get_mut(&sync)
+                {
+                    state.mine = Some(digest);
+                    self.compare(sync);
+                } else {
+                    self.syncs.remove(&sync);
+                }
+            }
             Waiter::Push(push) => match outcome {
                 StorageOutcome::Scanned(records) => self.send_page(push, records),
                 _ => {
@@ -769,6 +882,7 @@ impl Replication {
                     StorageOutcome::Applied(won) => Response::Stored {
                         won: won.iter().any(|w| *w),
                     },
+                    StorageOutcome::Digest(digest) => Response::Digest { digest },
                     StorageOutcome::Scanned(_) => Response::Error {
                         reason: "internal: a scan answered a store".into(),
                     },
@@ -798,6 +912,20 @@ impl Replication {
             }
             return;
         }
+        if let Waiter::Sync(sync) = waiter {
+            match response {
+                Response::Digest { digest } => {
+                    if let Some(state) = self.syncs.get_mut(&sync) {
+                        state.theirs = Some(digest);
+                    }
+                    self.compare(sync);
+                }
+                _ => {
+                    self.syncs.remove(&sync);
+                }
+            }
+            return;
+        }
         if let Waiter::Op { op, index } = waiter {
             let answer = match response {
                 Response::Stored { .. } => Some(None),
@@ -815,6 +943,9 @@ impl Replication {
         match self.rpcs.remove(&rpc) {
             Some((Waiter::Op { op, index }, _)) => self.on_part(op, index, None),
             Some((Waiter::Push(push), _)) => self.push_failed(push),
+            Some((Waiter::Sync(sync), _)) => {
+                self.syncs.remove(&sync);
+            }
             _ => {}
         }
     }
@@ -822,6 +953,10 @@ impl Replication {
     /// Operations past their deadline fail, saying how many replicas answered.
     pub fn handle_timeout(&mut self, now: Duration) {
         self.now = now;
+        if self.next_sync.is_some_and(|at| at <= now) {
+            self.next_sync = Some(now + self.config.sync_every);
+            self.start_syncs();
+        }
         let again: Vec<u64> = self
             .pushes
             .iter()
@@ -881,7 +1016,7 @@ impl Replication {
         let ops = self.ops.values().map(|o| o.deadline);
         let rpcs = self.rpcs.values().map(|(_, deadline)| *deadline);
         let pushes = self.pushes.values().filter_map(|p| p.retry_at);
-        ops.chain(rpcs).chain(pushes).min()
+        ops.chain(rpcs).chain(pushes).chain(self.next_sync).min()
     }
 
     pub fn poll_action(&mut self) -> Option<KvAction> {
@@ -1114,6 +1249,7 @@ mod tests {
         let mut kv = Replication::new(peer(2), KvConfig::default());
         let answer = kv.handle_request(
             at(0),
+            peer(1),
             InboundId(7),
             Request::Store {
                 record: Box::new(record(b"v", 10)),
@@ -1142,6 +1278,7 @@ mod tests {
         forged.key_id = KeyId::of_key(b"another key");
         let answer = kv.handle_request(
             at(0),
+            peer(1),
             InboundId(1),
             Request::Store {
                 record: Box::new(forged),

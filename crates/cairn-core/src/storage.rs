@@ -6,6 +6,7 @@
 //! Invariant: a request that writes is reported done only once durable; an
 //! error acknowledges nothing.
 
+use crate::digest::NodeDigest;
 use crate::id::KeyId;
 use crate::range::KeyRange;
 use crate::record::Record;
@@ -23,6 +24,8 @@ pub enum StorageRequest {
     Get(KeyId),
     /// Up to `limit` records in `range`, clockwise from its start.
     Scan { range: KeyRange, limit: usize },
+    /// The digest of what is stored in `range` (the root of the digest tree).
+    Digest { range: KeyRange },
 }
 
 /// What became of a [`StorageRequest`].
@@ -35,6 +38,8 @@ pub enum StorageOutcome {
     Got(Option<Record>),
     /// The answer to a `Scan`.
     Scanned(Vec<Record>),
+    /// The answer to a `Digest`.
+    Digest(NodeDigest),
     /// The store failed; nothing was acknowledged.
     Failed(String),
 }

@@ -5,7 +5,9 @@
 //! stream of a connection carries [`Hello`] / [`HelloReply`] (protocol version
 //! and, with a cluster key, the proof that the peer holds it).
 
+use crate::digest::NodeDigest;
 use crate::id::{Id, KeyId, NodeId};
+use crate::range::KeyRange;
 use crate::record::Record;
 use core::net::SocketAddr;
 use serde::{Deserialize, Serialize}; // A plain address value: the core never opens a socket.
@@ -90,6 +92,10 @@ pub enum Request {
     /// Handoff: "store these records durably" (a page of a range this node
     /// must now hold). Answered `Stored` (`won`: any of them was newer).
     StoreMany { records: Vec<Record> },
+    /// Anti-entropy: "what do you hold in `range`?" Answered `Digest`. If the
+    /// digests differ, `push_back` asks the replica to push its records of
+    /// the range to the asker (the asker pushes its own).
+    SyncRange { range: KeyRange, push_back: bool },
 }
 
 /// What a node answers.
@@ -129,6 +135,10 @@ pub enum Response {
     /// replica held (else the replica keeps its newer or equal version).
     Stored {
         won: bool,
+    },
+    /// The answer to `SyncRange`: the digest of what the replica holds there.
+    Digest {
+        digest: NodeDigest,
     },
     /// The answer to `Fetch`: the replica's record, if it has one.
     Record {
@@ -209,7 +219,7 @@ mod tests {
             format!("09{}", "09".repeat(32))
         );
         assert_eq!(encode(&Response::Stored { won: true }), "0701");
-        assert_eq!(encode(&Response::Record { record: None }), "0800");
+        assert_eq!(encode(&Response::Record { record: None }), "0900");
     }
 
     #[test]

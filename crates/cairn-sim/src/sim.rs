@@ -26,7 +26,7 @@ use std::time::Duration;
 /// 4-byte frame length (20 + 8 + 12 + 5 + 16 + 4).
 pub const WIRE_OVERHEAD: usize = 65;
 /// The kinds of requests, for traffic by kind (a response counts with its request).
-pub const REQUEST_KINDS: [&str; 11] = [
+pub const REQUEST_KINDS: [&str; 12] = [
     "GetState",
     "Notify",
     "Ping",
@@ -38,6 +38,7 @@ pub const REQUEST_KINDS: [&str; 11] = [
     "Store",
     "Fetch",
     "StoreMany",
+    "SyncRange",
 ];
 
 /// The index of a request's kind in [`REQUEST_KINDS`].
@@ -54,6 +55,7 @@ fn request_kind(request: &Request) -> usize {
         Request::Store { .. } => 8,
         Request::Fetch { .. } => 9,
         Request::StoreMany { .. } => 10,
+        Request::SyncRange { .. } => 11,
     }
 }
 

@@ -166,6 +166,10 @@ pub fn execute(
             Ok(record) => StorageOutcome::Got(record),
             Err(error) => StorageOutcome::Failed(error.to_string()),
         },
+        StorageRequest::Digest { range } => match store.digest(range, TreeNode::root()) {
+            Ok(digest) => StorageOutcome::Digest(digest),
+            Err(error) => StorageOutcome::Failed(error.to_string()),
+        },
         StorageRequest::Scan { range, limit } => match store.scan(range, limit) {
             Ok(records) => StorageOutcome::Scanned(records),
             Err(error) => StorageOutcome::Failed(error.to_string()),

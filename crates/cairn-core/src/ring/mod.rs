@@ -425,11 +425,12 @@ impl RingNode {
                 Response::Ack
             }
             // The host gives replication requests to replication.
-            Request::Store { .. } | Request::Fetch { .. } | Request::StoreMany { .. } => {
-                Response::Error {
-                    reason: "not a ring request".into(),
-                }
-            }
+            Request::Store { .. }
+            | Request::Fetch { .. }
+            | Request::StoreMany { .. }
+            | Request::SyncRange { .. } => Response::Error {
+                reason: "not a ring request".into(),
+            },
             Request::ProbeFor { target } => {
                 if target.id == self.me().id {
                     Response::Pong
