@@ -52,6 +52,17 @@ pub struct KvConfig {
     /// within one or two periods; an idle ring pays one small round trip
     /// per replica per period.
     pub sync_every: Duration,
+    /// Deliberate bugs, off by default: tests switch one on to prove that
+    /// the simulator's checks catch it.
+    pub faults: KvFaults,
+}
+
+/// Deliberately broken replication, for tests of the checks themselves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KvFaults {
+    /// No handoff and no anti-entropy: records are never brought back to R
+    /// copies after a membership change.
+    pub no_repair: bool,
 }
 
 impl Default for KvConfig {
@@ -62,6 +73,7 @@ impl Default for KvConfig {
             read_quorum: 2,
             op_deadline: Duration::from_secs(5),
             sync_every: Duration::from_secs(10),
+            faults: KvFaults::default(),
         }
     }
 }
@@ -687,6 +699,9 @@ impl Replication {
     }
 
     fn start_push(&mut self, to: Peer, range: KeyRange) {
+        if self.config.faults.no_repair {
+            return;
+        }
         let busy = self
             .pushes
             .values()
@@ -782,6 +797,9 @@ impl Replication {
 
     /// Compares the primary range with every other replica of it.
     fn start_syncs(&mut self) {
+        if self.config.faults.no_repair {
+            return;
+        }
         let Some(holding) = self.holding.clone() else {
             return;
         };

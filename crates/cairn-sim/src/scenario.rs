@@ -38,6 +38,8 @@ pub struct Scenario {
     pub max_converge: Duration,
     pub network: NetworkModel,
     pub ring: RingConfig,
+    /// Deliberate replication bugs (off by default), to prove the checks can fail.
+    pub kv_faults: cairn_core::kv::KvFaults,
     /// Keep a trace of recent events and print it around a broken invariant.
     pub trace: bool,
     /// Print to stderr what is still wrong, every 10 simulated seconds, while converging.
@@ -76,6 +78,7 @@ impl Default for Scenario {
             max_converge: Duration::from_secs(900),
             network: NetworkModel::default(),
             ring: wide_area_ring(),
+            kv_faults: cairn_core::kv::KvFaults::default(),
             trace: false,
             verbose: false,
             progress: false,
@@ -210,6 +213,7 @@ pub fn run(scenario: &Scenario) -> Report {
         scenario.ring.clone(),
         scenario.network.clone(),
     );
+    sim.kv_faults = scenario.kv_faults.clone();
     if scenario.trace {
         sim.enable_trace();
     }

@@ -236,6 +236,8 @@ pub struct Sim {
     pub now: Duration,
     pub rng: Rng,
     pub config: RingConfig,
+    /// Deliberate replication bugs for the nodes started from now on.
+    pub kv_faults: cairn_core::kv::KvFaults,
     pub network: NetworkModel,
     pub partitions: Vec<Partition>,
     queue: BinaryHeap<Entry>,
@@ -273,6 +275,7 @@ impl Sim {
             now: Duration::ZERO,
             rng: Rng::new(seed),
             config,
+            kv_faults: cairn_core::kv::KvFaults::default(),
             network,
             partitions: Vec::new(),
             queue: BinaryHeap::new(),
@@ -415,6 +418,7 @@ impl Sim {
         let clock_offset_ms = self.rng.next_u64() % 5_000;
         let kv = cairn_core::kv::KvConfig {
             replicas: self.config.replicas,
+            faults: self.kv_faults.clone(),
             ..cairn_core::kv::KvConfig::default()
         };
         let mut node = SimNode {

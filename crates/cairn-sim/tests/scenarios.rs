@@ -225,3 +225,42 @@ fn the_one_miss_rule_is_caught_under_loss() {
         report.text()
     );
 }
+
+// Replication: every acknowledged write survives churn on R live nodes.
+
+fn churn_with_puts(seed: u64, loss: f64) -> Scenario {
+    Scenario {
+        churn_mean: Some(Duration::from_secs(600)),
+        duration: Duration::from_secs(180),
+        lookups: 100,
+        puts: 500,
+        ..lossy(40, seed, loss)
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_churn_on_r_live_nodes() {
+    for (seed, loss) in [(1, 0.0), (2, 0.0), (3, 0.0), (4, 0.01)] {
+        let report = run(&churn_with_puts(seed, loss));
+        let what = format!("seed {seed}, loss {loss}");
+        assert_healthy(&report, &what);
+        assert!(report.churn_crashes > 0, "{what}: {}", report.text());
+        assert!(report.puts_acked > 400, "{what}: {}", report.text());
+        assert_eq!(report.writes_lost, 0, "{what}: {}", report.text());
+        assert_eq!(report.keys_under_replicated, 0, "{what}: {}", report.text());
+    }
+}
+
+/// The check can fail: without handoff and anti-entropy, churn leaves
+/// acknowledged writes on fewer than R nodes (or none).
+#[test]
+fn broken_repair_is_caught() {
+    let mut scenario = churn_with_puts(1, 0.0);
+    scenario.kv_faults.no_repair = true;
+    let report = run(&scenario);
+    assert!(
+        report.keys_under_replicated > 0,
+        "no repair went unnoticed: {}",
+        report.text()
+    );
+}
