@@ -541,8 +541,19 @@ impl Replication {
             }
             Kind::Read(_) => {
                 let needed = read_quorum.min(total);
-                if answered >= needed {
+                let unasked = state.replicas.iter().position(|(_, p)| p.is_none());
+                let asking = state.count(|p| p == Part::Asked);
+                if answered >= needed && state.newest.is_none() && unasked.is_some() {
+                    // A quorum that has no record may be replicas the data
+                    // has not reached yet (a handoff under way): ask the rest
+                    // before saying there is none.
+                    if let Some(index) = unasked {
+                        self.ask_read(op, index);
+                    }
+                } else if answered >= needed && (state.newest.is_some() || asking == 0) {
                     self.read_done(op);
+                } else if answered >= needed {
+                    // Others still answering: wait for them.
                 } else if failed_now {
                     // Ask a replica not asked yet, if one is left.
                     let next = state.replicas.iter().position(|(_, p)| p.is_none());
@@ -1260,6 +1271,53 @@ mod tests {
             done(&drain(&mut kv)),
             Some(Ok(OpResult::Read { record: None }))
         );
+    }
+
+    #[test]
+    fn a_read_that_finds_nothing_asks_every_replica_before_saying_so() {
+        let mut kv = Replication::new(peer(9), KvConfig::default());
+        kv.read(at(0), KeyId::of_key(b"key"), Some(three()));
+        let first = drain(&mut kv);
+        kv.handle_response(
+            at(1),
+            sent_to(&first, peer(1)),
+            Response::Record { record: None },
+        );
+        kv.handle_response(
+            at(2),
+            sent_to(&first, peer(2)),
+            Response::Record { record: None },
+        );
+        let more = drain(&mut kv);
+        assert_eq!(done(&more), None, "two empty answers are not the last word");
+        let third = sent_to(&more, peer(3));
+        kv.handle_response(
+            at(3),
+            third,
+            Response::Record {
+                record: Some(Box::new(record(b"v", 10))),
+            },
+        );
+        let after = drain(&mut kv);
+        assert_eq!(
+            done(&after),
+            Some(Ok(OpResult::Read {
+                record: Some(record(b"v", 10))
+            }))
+        );
+        let repaired = after
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    KvAction::Send {
+                        request: Request::Store { .. },
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(repaired, 2, "both empty replicas are repaired: {after:?}");
     }
 
     #[test]

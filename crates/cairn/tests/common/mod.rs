@@ -682,6 +682,16 @@ impl HttpResponse {
 /// A minimal HTTP/1.1 request without a body over std's TcpStream
 /// (`Connection: close`; content-length, chunked and close-delimited bodies).
 pub fn http_request(addr: SocketAddr, method: &str, path: &str) -> Result<HttpResponse, String> {
+    http_send(addr, method, path, &[])
+}
+
+/// [`http_request`] with a body.
+pub fn http_send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<HttpResponse, String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|e| format!("connect {addr}: {e}"))?;
     stream
@@ -689,10 +699,12 @@ pub fn http_request(addr: SocketAddr, method: &str, path: &str) -> Result<HttpRe
         .and_then(|()| stream.set_write_timeout(Some(HTTP_TIMEOUT)))
         .map_err(|e| format!("socket timeouts: {e}"))?;
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
     );
     stream
         .write_all(request.as_bytes())
+        .and_then(|()| stream.write_all(body))
         .map_err(|e| format!("send to {addr}: {e}"))?;
     let mut raw = Vec::new();
     stream
