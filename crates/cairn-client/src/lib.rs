@@ -28,7 +28,7 @@ pub use error::{ClientError, error_from_status};
 pub use key::{MAX_KEY_LEN, encode_key_segment, validate_key};
 pub use node_url::NodeUrl;
 
-use cairn_core::api::{LookupView, NodeInfo, RingView};
+use cairn_core::api::{Locations, LookupView, NodeInfo, RingView};
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -130,6 +130,14 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim_matches('"').to_string());
         Ok(Value { bytes, version })
+    }
+
+    /// `GET /v1/kv/{key}/locations`: the key's replicas, which hold the
+    /// newest version, and its size.
+    pub async fn locations(&self, key: &str) -> Result<Locations, ClientError> {
+        validate_key(key)?;
+        self.get_json(&format!("/v1/kv/{}/locations", encode_key_segment(key)))
+            .await
     }
 
     fn kv_url(&self, key: &str) -> Result<Url, ClientError> {

@@ -70,6 +70,33 @@ pub struct LookupView {
     pub micros: u64,
 }
 
+/// `GET /v1/kv/{key}/locations`: the key's replica set in ring order, and
+/// which members hold the newest version the coordinator found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Locations {
+    pub key_id: Id,
+    pub replicas: Vec<Location>,
+    /// The newest version any replica holds (hex), if any.
+    pub version: Option<String>,
+    /// Bytes of the newest value (none for a tombstone or no record).
+    pub size: Option<u64>,
+    /// True if the newest record is a tombstone (the key was deleted).
+    pub deleted: bool,
+}
+
+/// One replica of [`Locations`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    pub id: NodeId,
+    pub addr: SocketAddr,
+    /// It holds the newest version known to the coordinator.
+    pub holds: bool,
+    /// It answered (false: it did not answer in time).
+    pub answered: bool,
+    /// The version it holds (hex), if any.
+    pub version: Option<String>,
+}
+
 /// Every error answer: `{"error": "..."}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

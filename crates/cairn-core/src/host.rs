@@ -201,6 +201,17 @@ impl Host {
         Ok(self.kv.read(time.now, key_id, replicas))
     }
 
+    /// Asks every replica of `key` which version it holds; the end comes as
+    /// [`Action::KvDone`] with [`OpResult::Located`].
+    pub fn locate(&mut self, time: Time, key: &[u8]) -> Result<OpId, KvError> {
+        kv::check_key(key)?;
+        self.serving()?;
+        self.last = time;
+        let key_id = KeyId::of_key(key);
+        let replicas = self.local_replicas(key_id);
+        Ok(self.kv.locate(time.now, key_id, replicas))
+    }
+
     /// Client operations are served by members only.
     fn serving(&self) -> Result<(), KvError> {
         match self.ring.phase() {

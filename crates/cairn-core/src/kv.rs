@@ -129,6 +129,12 @@ pub enum OpResult {
     /// The newest record a read quorum holds (a tombstone for a deleted
     /// key), or none.
     Read { record: Option<Record> },
+    /// Every replica of the key, in ring order, with the version it holds
+    /// (`None`: none), or `Err` if it did not answer; and the newest record.
+    Located {
+        replicas: Vec<(Peer, Result<Option<Version>, ()>)>,
+        newest: Option<Record>,
+    },
 }
 
 /// Why an operation failed.
@@ -189,6 +195,8 @@ enum Kind {
     Write(Record),
     /// A read of this key id.
     Read(KeyId),
+    /// Where this key id is: every replica asked, nothing repaired.
+    Locate(KeyId),
 }
 
 /// One replica's part in an operation.
@@ -364,6 +372,11 @@ impl Replication {
         Ok(self.start(now, Kind::Write(record), target, replicas))
     }
 
+    /// Asks every replica of `key_id` which version it holds.
+    pub fn locate(&mut self, now: Duration, key_id: KeyId, replicas: Option<Vec<Peer>>) -> OpId {
+        self.start(now, Kind::Locate(key_id), key_id.id(), replicas)
+    }
+
     /// Reads the newest record of `key_id` from a read quorum.
     pub fn read(&mut self, now: Duration, key_id: KeyId, replicas: Option<Vec<Peer>>) -> OpId {
         self.start(now, Kind::Read(key_id), key_id.id(), replicas)
@@ -424,6 +437,12 @@ impl Replication {
                             record: Box::new(record.clone()),
                         },
                     );
+                }
+            }
+            Kind::Locate(key_id) => {
+                let key_id = *key_id;
+                for index in 0..state.replicas.len() {
+                    self.ask(op, index, Request::Fetch { key_id });
                 }
             }
             Kind::Read(_) => {
@@ -537,6 +556,23 @@ impl Replication {
                     );
                 } else if total - failed < needed {
                     self.finish(op, Err(no_quorum("write", answered, needed, total)));
+                }
+            }
+            Kind::Locate(_) => {
+                if state.count(|p| p == Part::Asked) == 0 {
+                    let replicas = state
+                        .replicas
+                        .iter()
+                        .map(|(peer, part)| {
+                            let held = match part {
+                                Some(Part::Answered(version)) => Ok(*version),
+                                _ => Err(()),
+                            };
+                            (*peer, held)
+                        })
+                        .collect();
+                    let newest = state.newest.clone();
+                    self.finish(op, Ok(OpResult::Located { replicas, newest }));
                 }
             }
             Kind::Read(_) => {
@@ -1027,6 +1063,12 @@ impl Replication {
                     "write",
                     state.count(|p| matches!(p, Part::Answered(_))),
                     self.write_quorum(state.replicas.len()),
+                    state.replicas.len(),
+                ),
+                Kind::Locate(_) => no_quorum(
+                    "locate",
+                    state.count(|p| matches!(p, Part::Answered(_))),
+                    state.replicas.len(),
                     state.replicas.len(),
                 ),
                 Kind::Read(_) => no_quorum(

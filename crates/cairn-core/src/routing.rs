@@ -350,7 +350,13 @@ impl RoutingTable {
             return Some((self.me, self.successors.clone()));
         }
         if between_right_closed(me, target, successor.id.id()) {
-            return Some((successor, self.successors[1..].to_vec()));
+            let mut next = self.successors[1..].to_vec();
+            if self.successors.len() < self.list_len {
+                // A list shorter than L holds every other node: after its
+                // last one the ring comes back to me.
+                next.push(self.me);
+            }
+            return Some((successor, next));
         }
         None
     }
@@ -516,6 +522,17 @@ mod tests {
         );
         // Only the first successor answers: (20, 30] may hold a node not yet listed.
         assert_eq!(t.local_owner(Id::from_high_u64(25)), None);
+    }
+
+    #[test]
+    fn in_a_small_ring_the_nodes_after_the_owner_come_back_to_me() {
+        // L = 3, two others: the list holds the whole ring but me.
+        let mut t = table(10);
+        t.adopt_successors(peer(20), &[peer(30)], |_| true);
+        assert_eq!(
+            t.local_owner_with_next(Id::from_high_u64(15)),
+            Some((peer(20), vec![peer(30), peer(10)]))
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cairn_core::KeyId;
-use cairn_core::api::{ErrorBody, LookupView, NodeInfo, RingView};
+use cairn_core::api::{ErrorBody, Location, Locations, LookupView, NodeInfo, RingView};
 use cairn_core::kv::{KvError, OpResult};
 use cairn_core::limits::check_key;
 use cairn_core::lookup::LookupError;
@@ -81,6 +81,7 @@ pub fn router(node: Node) -> Router {
         .route("/v1/node/leave", post(leave))
         .route("/v1/ring", get(ring))
         .route("/v1/lookup/{key}", get(lookup))
+        .route("/v1/kv/{key}/locations", get(locations))
         .route(
             "/v1/kv/{key}",
             get(get_value)
@@ -178,9 +179,9 @@ async fn put_value(State(node): State<Node>, uri: Uri, body: Body) -> Result<Res
     }
     match node.put(key.as_bytes(), value.to_vec()).await? {
         OpResult::Written { version } => Ok(written(version, StatusCode::OK)),
-        OpResult::Read { .. } => Err(ApiError::new(
+        _ => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "a put answered a read",
+            "a put answered something else",
         )),
     }
 }
@@ -189,9 +190,9 @@ async fn delete_value(State(node): State<Node>, uri: Uri) -> Result<Response, Ap
     let key = key_from_path(uri.path(), "/v1/kv/")?;
     match node.delete(key.as_bytes()).await? {
         OpResult::Written { version } => Ok(written(version, StatusCode::OK)),
-        OpResult::Read { .. } => Err(ApiError::new(
+        _ => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "a delete answered a read",
+            "a delete answered something else",
         )),
     }
 }
@@ -227,6 +228,36 @@ async fn get_value(State(node): State<Node>, uri: Uri) -> Result<Response, ApiEr
             format!("no such key: {key}"),
         )),
     }
+}
+
+async fn locations(State(node): State<Node>, uri: Uri) -> Result<Json<Locations>, ApiError> {
+    let path = uri.path().strip_suffix("/locations").unwrap_or(uri.path());
+    let key = key_from_path(path, "/v1/kv/")?;
+    let OpResult::Located { replicas, newest } = node.locate(key.as_bytes()).await? else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "a locate answered otherwise",
+        ));
+    };
+    let newest_version = newest.as_ref().map(|r| r.version);
+    Ok(Json(Locations {
+        key_id: KeyId::of_key(key.as_bytes()).id(),
+        replicas: replicas
+            .into_iter()
+            .map(|(peer, held)| Location {
+                id: peer.id,
+                addr: peer.addr,
+                holds: matches!(held, Ok(Some(v)) if Some(v) == newest_version),
+                answered: held.is_ok(),
+                version: held.ok().flatten().map(|v| hex::encode(v.to_bytes())),
+            })
+            .collect(),
+        version: newest_version.map(|v| hex::encode(v.to_bytes())),
+        size: newest
+            .as_ref()
+            .and_then(|r| r.value_bytes().map(|b| b.len() as u64)),
+        deleted: newest.as_ref().is_some_and(|r| r.is_tombstone()),
+    }))
 }
 
 /// The key of a `PREFIX{key}` path, from the raw (still encoded) path: axum's

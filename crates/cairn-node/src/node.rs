@@ -390,6 +390,11 @@ impl Node {
         self.operate(|core, time| core.get(time, key)).await
     }
 
+    /// Which replicas of `key` hold which version.
+    pub async fn locate(&self, key: &[u8]) -> Result<OpResult, NodeError> {
+        self.operate(|core, time| core.locate(time, key)).await
+    }
+
     /// Starts a client operation in the core and waits for its end.
     async fn operate(
         &self,

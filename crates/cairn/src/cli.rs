@@ -133,6 +133,19 @@ pub enum Command {
         key: String,
     },
 
+    /// Show KEY's size, newest version, and which of its replicas hold it.
+    Stat {
+        /// The key.
+        key: String,
+    },
+
+    /// Show KEY's replica set in ring order, and which members really hold
+    /// the newest version.
+    Whereis {
+        /// The key.
+        key: String,
+    },
+
     /// Measure this machine: prints figures, changes nothing outside a
     /// temporary directory.
     #[command(subcommand)]
@@ -384,6 +397,21 @@ pub async fn client_command_output(cli: &Cli) -> Result<String, ClientError> {
                 )
             } else {
                 format!("deleted {key} (version {})", written.version)
+            }
+        }
+        Command::Stat { key } | Command::Whereis { key } => {
+            let locations = client.locations(key).await?;
+            if matches!(cli.command, Command::Stat { .. }) && locations.version.is_none() {
+                return Err(ClientError::NotFound {
+                    message: format!("no such key: {key}"),
+                });
+            }
+            if json {
+                output::json(&locations)
+            } else if matches!(cli.command, Command::Stat { .. }) {
+                output::stat_text(key, &locations)
+            } else {
+                output::whereis_text(key, &locations)
             }
         }
         Command::Get { .. } => unreachable_get(),

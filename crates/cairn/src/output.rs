@@ -5,7 +5,7 @@
 //! so the output is tested without a node.
 
 use cairn_core::NodeId;
-use cairn_core::api::{LookupView, MemberState, NodeInfo, RingView};
+use cairn_core::api::{Locations, LookupView, MemberState, NodeInfo, RingView};
 use cairn_core::wire::Peer;
 use serde::Serialize;
 
@@ -18,6 +18,60 @@ pub fn json<T: Serialize>(value: &T) -> String {
     // serialise; should that ever change, print the reason as JSON too.
     serde_json::to_string_pretty(value)
         .unwrap_or_else(|err| serde_json::json!({ "error": err.to_string() }).to_string())
+}
+
+/// `cairn whereis`: the replica set in ring order, and who holds the newest version.
+pub fn whereis_text(key: &str, locations: &Locations) -> String {
+    let rows: Vec<Vec<String>> = locations
+        .replicas
+        .iter()
+        .enumerate()
+        .map(|(index, replica)| {
+            let holds = match (replica.answered, replica.holds) {
+                (false, _) => "no answer",
+                (true, true) => "yes",
+                (true, false) if replica.version.is_some() => "older version",
+                (true, false) => "no",
+            };
+            vec![
+                (index + 1).to_string(),
+                replica.id.short(),
+                replica.addr.to_string(),
+                holds.to_string(),
+            ]
+        })
+        .collect();
+    format!(
+        "{key} (key id {})\n{}",
+        locations.key_id.short(),
+        table(&["#", "REPLICA", "ADDR", "HOLDS NEWEST"], &rows)
+    )
+}
+
+/// `cairn stat`: size, version, and how many replicas hold it.
+pub fn stat_text(key: &str, locations: &Locations) -> String {
+    let holding = locations.replicas.iter().filter(|r| r.holds).count();
+    let state = match (&locations.version, locations.deleted) {
+        (None, _) => "not found".to_string(),
+        (Some(_), true) => "deleted".to_string(),
+        (Some(_), false) => format!("{} bytes", locations.size.unwrap_or(0)),
+    };
+    table(
+        &[],
+        &[
+            vec!["key".into(), key.to_string()],
+            vec!["key id".into(), locations.key_id.to_string()],
+            vec!["value".into(), state],
+            vec!["version".into(), optional(&locations.version)],
+            vec![
+                "replicas".into(),
+                format!(
+                    "{holding} of {} hold the newest version",
+                    locations.replicas.len()
+                ),
+            ],
+        ],
+    )
 }
 
 /// `cairn info`: the node, then its predecessor list, successor list and fingers.

@@ -83,6 +83,20 @@ fn every_acknowledged_value_survives_two_crashes() {
         Ok(())
     });
     eprintln!("all {KEYS} keys read back {took:?} after two nodes were killed");
+    let ((), took) = eventually("every key back on 3 live nodes", RECOVERY, || {
+        for n in 0..KEYS {
+            let located = nodes[0].get_json(&format!("/v1/kv/{}/locations", key(n)))?;
+            let holding = located["replicas"]
+                .as_array()
+                .map(|replicas| replicas.iter().filter(|r| r["holds"] == true).count())
+                .unwrap_or(0);
+            if holding < 3 {
+                return Err(format!("{} on {holding} live nodes: {located}", key(n)));
+            }
+        }
+        Ok(())
+    });
+    eprintln!("all {KEYS} keys back on 3 live nodes {took:?} later");
     // Deleted stays deleted, written after the crashes is readable.
     let answer =
         http_request(nodes[0].http, "DELETE", &format!("/v1/kv/{}", key(0))).expect("delete");
