@@ -167,6 +167,33 @@ pub enum Bench {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=600))]
         seconds: u64,
     },
+
+    /// A running ring's key/value speed: CLIENTS concurrent clients put and
+    /// get for SECONDS (keys written first, so gets find them), then ops/s
+    /// and latency p50/p99/p999 per operation. The clients are spread over
+    /// every member --node's ring walk names (any node answers). It writes
+    /// keys `bench-…` into the ring.
+    Kv {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        clients: u64,
+        /// How long to run, in seconds.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        seconds: u64,
+        /// Bytes per value.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
+        value_size: u64,
+        /// Percent of operations that are gets (the rest are puts).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=100))]
+        get_percent: u64,
+        /// How many distinct keys the load uses.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        keys: u64,
+        /// Send every request through --node instead of spreading the
+        /// clients over every member's HTTP API.
+        #[arg(long)]
+        through_one: bool,
+    },
 }
 
 /// Flags of `cairn node`.

@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok · 1 key not found · 2 bad usage or input · 3 ring/network
 //! error, all decided in [`exit`].
 
+mod bench_kv;
 mod cli;
 mod daemon;
 mod exit;
@@ -44,6 +45,24 @@ async fn run(cli: &cli::Cli) -> Result<(), exit::Error> {
         cli::Command::Demo(args) => daemon::run_demo(args).await?,
         cli::Command::Bench(cli::Bench::Store { dir, seconds }) => {
             daemon::run_store_bench(dir.as_deref(), *seconds)?
+        }
+        cli::Command::Bench(cli::Bench::Kv {
+            clients,
+            seconds,
+            value_size,
+            get_percent,
+            keys,
+            through_one,
+        }) => {
+            let load = bench_kv::Load {
+                clients: *clients as usize,
+                seconds: *seconds,
+                value_size: *value_size as usize,
+                get_percent: *get_percent as u32,
+                keys: *keys,
+                through_one: *through_one,
+            };
+            bench_kv::run(&cli.node, &load).await?
         }
         _ => cli::run_client_command(cli).await?,
     }
