@@ -10,6 +10,7 @@ use crate::digest::NodeDigest;
 use crate::id::KeyId;
 use crate::range::KeyRange;
 use crate::record::Record;
+use crate::version::Version;
 
 /// Names one storage request, to match its outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -20,6 +21,9 @@ pub struct Ticket(pub u64);
 pub enum StorageRequest {
     /// Apply these records, last writer wins, durably.
     Apply(Vec<Record>),
+    /// Remove these records, each only if the version stored is exactly
+    /// this one, durably; answered with `Applied` (true: removed).
+    Remove(Vec<(KeyId, Version)>),
     /// The record of this key id, if any (a value or a tombstone).
     Get(KeyId),
     /// Up to `limit` records in `range`, clockwise from its start.

@@ -41,7 +41,8 @@ use crate::error::StoreError;
 use crate::log::{CommitLog, LogError, encode_frame};
 use crate::record::{Applied, Record, encode_record, supersedes};
 use crate::tables::{self, CHUNKS, ChunkEntry, META, RECORDS, VERSIONS, VersionEntry};
-use cairn_core::id::ChunkId;
+use cairn_core::id::{ChunkId, KeyId};
+use cairn_core::version::Version;
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -95,6 +96,9 @@ pub(crate) enum Op {
     TouchChunk { id: ChunkId, now_ms: u64 },
     /// Take a chunk out of the index.
     RemoveChunk { id: ChunkId },
+    /// Remove records, each only if the stored version is exactly this one
+    /// (a newer write that came meanwhile stays).
+    Remove(Vec<(KeyId, Version)>),
 }
 
 impl Op {
@@ -104,6 +108,7 @@ impl Op {
                 records.len().max(1),
                 records.iter().map(|r| r.stored_bytes() as usize).sum(),
             ),
+            Op::Remove(items) => (items.len().max(1), 0),
             _ => (1, 0),
         }
     }
@@ -116,6 +121,8 @@ pub(crate) enum Outcome {
     Applied(Vec<Applied>),
     /// For chunk operations: whether the chunk was (newly, for an add) in the index.
     Chunk(bool),
+    /// Per record of an [`Op::Remove`]: true if it was removed.
+    Removed(Vec<bool>),
 }
 
 struct Job {
@@ -461,6 +468,24 @@ fn commit(
     Ok(outcomes)
 }
 
+/// The running sum of digest bucket `bucket` in this transaction: read
+/// from the table the first time, then kept in `touched` until written back.
+fn bucket_sum<'a>(
+    touched: &'a mut BTreeMap<u16, BucketSum>,
+    buckets: &redb::Table<u16, &[u8; BucketSum::ENCODED_LEN]>,
+    bucket: u16,
+) -> Result<&'a mut BucketSum, StoreError> {
+    Ok(match touched.entry(bucket) {
+        Entry::Occupied(slot) => slot.into_mut(),
+        Entry::Vacant(slot) => slot.insert(
+            buckets
+                .get(bucket)?
+                .map(|guard| BucketSum::from_bytes(guard.value()))
+                .unwrap_or_default(),
+        ),
+    })
+}
+
 /// Applies operations in order inside a write transaction (the live path and
 /// log replay share this).
 pub(crate) fn apply_ops(txn: &WriteTransaction, ops: Vec<Op>) -> Result<Vec<Outcome>, StoreError> {
@@ -496,15 +521,7 @@ pub(crate) fn apply_ops(txn: &WriteTransaction, ops: Vec<Op>) -> Result<Vec<Outc
                         }
                         records.insert(&key, encode_record(&record).as_slice())?;
                         let bucket = bucket_index(record.key_id.0);
-                        let sum = match touched.entry(bucket) {
-                            Entry::Occupied(slot) => slot.into_mut(),
-                            Entry::Vacant(slot) => slot.insert(
-                                buckets
-                                    .get(bucket)?
-                                    .map(|guard| BucketSum::from_bytes(guard.value()))
-                                    .unwrap_or_default(),
-                            ),
-                        };
+                        let sum = bucket_sum(&mut touched, &buckets, bucket)?;
                         if let Some(old) = old {
                             sum.remove(record.key_id, old.version);
                             old.count_out(&mut totals);
@@ -553,6 +570,27 @@ pub(crate) fn apply_ops(txn: &WriteTransaction, ops: Vec<Op>) -> Result<Vec<Outc
                         chunks.insert(&id.0.0, &entry.to_bytes())?;
                     }
                     Outcome::Chunk(old.is_some())
+                }
+                Op::Remove(items) => {
+                    let mut removed = Vec::with_capacity(items.len());
+                    for (key_id, version) in items {
+                        let key = key_id.0.0;
+                        let stored = versions
+                            .get(&key)?
+                            .map(|guard| VersionEntry::from_bytes(guard.value()));
+                        let Some(old) = stored.filter(|old| old.version == version) else {
+                            removed.push(false);
+                            continue;
+                        };
+                        versions.remove(&key)?;
+                        records.remove(&key)?;
+                        let bucket = bucket_index(key_id.0);
+                        let sum = bucket_sum(&mut touched, &buckets, bucket)?;
+                        sum.remove(key_id, old.version);
+                        old.count_out(&mut totals);
+                        removed.push(true);
+                    }
+                    Outcome::Removed(removed)
                 }
                 Op::RemoveChunk { id } => {
                     let old = chunks

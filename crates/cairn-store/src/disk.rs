@@ -36,7 +36,7 @@ use crate::fault::{FaultPlan, FaultyBackend};
 use crate::log::{CommitLog, LogError};
 use crate::range::KeyRange;
 use crate::record::{Applied, Record, decode_record};
-use crate::store::{ChunkInfo, Store, StoreStats, check_batch, check_chunk_len};
+use crate::store::{ChunkInfo, MAX_BATCH_RECORDS, Store, StoreStats, check_batch, check_chunk_len};
 use crate::tables::{
     self, BUCKETS, CHUNKS, ChunkEntry, FORMAT, FORMAT_KEY, META, RECORDS, VERSIONS, VersionEntry,
 };
@@ -244,7 +244,7 @@ impl RedbStore {
     fn chunk_op(&self, op: Op) -> Result<bool, StoreError> {
         match self.committer.submit(op)? {
             Outcome::Chunk(held) => Ok(held),
-            Outcome::Applied(_) => Err(unexpected_outcome()),
+            Outcome::Applied(_) | Outcome::Removed(_) => Err(unexpected_outcome()),
         }
     }
 }
@@ -419,7 +419,23 @@ impl Store for RedbStore {
         }
         match self.committer.submit(Op::Apply(records))? {
             Outcome::Applied(applied) => Ok(applied),
-            Outcome::Chunk(_) => Err(unexpected_outcome()),
+            Outcome::Chunk(_) | Outcome::Removed(_) => Err(unexpected_outcome()),
+        }
+    }
+
+    fn remove(&self, items: Vec<(KeyId, Version)>) -> Result<Vec<bool>, StoreError> {
+        if items.len() > MAX_BATCH_RECORDS {
+            return Err(StoreError::BatchTooLarge {
+                records: items.len(),
+                limit: MAX_BATCH_RECORDS,
+            });
+        }
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.committer.submit(Op::Remove(items))? {
+            Outcome::Removed(removed) => Ok(removed),
+            Outcome::Chunk(_) | Outcome::Applied(_) => Err(unexpected_outcome()),
         }
     }
 

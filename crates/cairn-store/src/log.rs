@@ -31,12 +31,14 @@
 //! Payload: `[operation count u32]` then per operation a tag byte and:
 //! 0 apply: `[records u32]` then per record `[key id 32][length u32][disk form]`;
 //! 1 add chunk: `[id 32][length u64][now ms u64]`; 2 touch chunk:
-//! `[id 32][now ms u64]`; 3 remove chunk: `[id 32]`. Integers big-endian.
+//! `[id 32][now ms u64]`; 3 remove chunk: `[id 32]`; 4 remove records:
+//! `[count u32]` then per record `[key id 32][version 44]`. Integers big-endian.
 
 use crate::commit::Op;
 use crate::fault::{FaultPlan, WriteFault, injected_error};
 use crate::record::{decode_record, encode_record};
 use cairn_core::id::{ChunkId, Id, KeyId};
+use cairn_core::version::Version;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -54,6 +56,7 @@ const TAG_APPLY: u8 = 0;
 const TAG_ADD_CHUNK: u8 = 1;
 const TAG_TOUCH_CHUNK: u8 = 2;
 const TAG_REMOVE_CHUNK: u8 = 3;
+const TAG_REMOVE: u8 = 4;
 
 /// The open log, appended to by the committer only.
 #[derive(Debug)]
@@ -255,6 +258,14 @@ pub(crate) fn encode_frame(ops: &[Op]) -> Result<Vec<u8>, FrameTooLarge> {
                 payload.push(TAG_REMOVE_CHUNK);
                 payload.extend_from_slice(&id.0.0);
             }
+            Op::Remove(items) => {
+                payload.push(TAG_REMOVE);
+                payload.extend_from_slice(&(items.len() as u32).to_be_bytes());
+                for (key_id, version) in items {
+                    payload.extend_from_slice(&key_id.0.0);
+                    payload.extend_from_slice(&version.to_bytes());
+                }
+            }
         }
     }
     let len = frame_len_field(payload.len())?;
@@ -330,6 +341,17 @@ fn decode_payload(payload: &[u8], ops: &mut Vec<Op>) -> Result<(), &'static str>
             TAG_REMOVE_CHUNK => Op::RemoveChunk {
                 id: ChunkId(reader.id()?),
             },
+            TAG_REMOVE => {
+                let count = reader.u32()?;
+                let mut items = Vec::new();
+                for _ in 0..count {
+                    let key_id = KeyId(reader.id()?);
+                    let mut version = [0u8; Version::ENCODED_LEN];
+                    version.copy_from_slice(reader.take(Version::ENCODED_LEN)?);
+                    items.push((key_id, Version::from_bytes(&version)));
+                }
+                Op::Remove(items)
+            }
             _ => return Err("unknown operation tag"),
         };
         ops.push(op);
@@ -386,6 +408,7 @@ mod tests {
             Op::RemoveChunk {
                 id: ChunkId::of_bytes(b"c"),
             },
+            Op::Remove(vec![(KeyId::of_key(b"a"), version)]),
         ]
     }
 

@@ -102,6 +102,29 @@ impl Store for MemoryStore {
         Ok(applied)
     }
 
+    fn remove(&self, items: Vec<(KeyId, Version)>) -> Result<Vec<bool>, StoreError> {
+        let mut state = self.state();
+        let mut removed = Vec::with_capacity(items.len());
+        for (key_id, version) in items {
+            let exact = state
+                .records
+                .get(&key_id)
+                .is_some_and(|r| r.version == version);
+            if exact {
+                state.records.remove(&key_id);
+                let bucket = bucket_index(key_id.0);
+                if let Some(sum) = state.buckets.get_mut(&bucket) {
+                    sum.remove(key_id, version);
+                    if sum.count == 0 {
+                        state.buckets.remove(&bucket);
+                    }
+                }
+            }
+            removed.push(exact);
+        }
+        Ok(removed)
+    }
+
     fn get(&self, key_id: KeyId) -> Result<Option<Record>, StoreError> {
         Ok(self.state().records.get(&key_id).cloned())
     }

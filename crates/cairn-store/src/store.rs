@@ -65,6 +65,12 @@ pub trait Store: Send + Sync {
     /// won. Durable when it returns `Ok`.
     fn apply(&self, records: Vec<Record>) -> Result<Vec<Applied>, StoreError>;
 
+    /// Removes records, each only if the version stored is exactly the one
+    /// given (a newer write that arrived meanwhile stays); says per record
+    /// whether it was removed. Durable when it returns `Ok`. For records this
+    /// node no longer has to hold, and tombstones past their grace.
+    fn remove(&self, items: Vec<(KeyId, Version)>) -> Result<Vec<bool>, StoreError>;
+
     /// The record of a key id (a value or a tombstone).
     fn get(&self, key_id: KeyId) -> Result<Option<Record>, StoreError>;
 
@@ -160,6 +166,10 @@ pub fn execute(
     match request {
         StorageRequest::Apply(records) => match store.apply(records) {
             Ok(applied) => StorageOutcome::Applied(applied.into_iter().map(Applied::won).collect()),
+            Err(error) => StorageOutcome::Failed(error.to_string()),
+        },
+        StorageRequest::Remove(items) => match store.remove(items) {
+            Ok(removed) => StorageOutcome::Applied(removed),
             Err(error) => StorageOutcome::Failed(error.to_string()),
         },
         StorageRequest::Get(key_id) => match store.get(key_id) {

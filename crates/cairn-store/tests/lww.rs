@@ -221,3 +221,72 @@ fn records_survive_a_reopen() {
     let stats = store.stats().expect("stats");
     assert_eq!((stats.values, stats.tombstones), (49, 1));
 }
+
+#[test]
+fn remove_takes_out_only_the_exact_version_and_keeps_digests_and_totals_right() {
+    let (dir, stores) = backends();
+    for (name, store) in stores {
+        let gone = Record::value(b"gone", version(10, 1), b"v".to_vec());
+        let moved_on = Record::value(b"newer", version(10, 1), b"v1".to_vec());
+        let kept = Record::tombstone(b"kept", version(12, 1));
+        store
+            .apply(vec![gone.clone(), moved_on.clone(), kept.clone()])
+            .expect(name);
+        let empty_digest = {
+            let only_kept = cairn_store::MemoryStore::new();
+            only_kept.apply(vec![kept.clone()]).expect(name);
+            only_kept
+                .digest(KeyRange::whole(), cairn_store::TreeNode::root())
+                .expect(name)
+        };
+        // A newer write of `newer` came after the remover read version 10.
+        let newer = Record::value(b"newer", version(11, 1), b"v2".to_vec());
+        store.apply(vec![newer.clone()]).expect(name);
+        let removed = store
+            .remove(vec![
+                (gone.key_id, gone.version),
+                (moved_on.key_id, moved_on.version),
+                (KeyId::of_key(b"never"), version(1, 1)),
+            ])
+            .expect(name);
+        assert_eq!(removed, vec![true, false, false], "{name}");
+        assert_eq!(store.get(gone.key_id).expect(name), None, "{name}");
+        assert_eq!(
+            store.get(newer.key_id).expect(name),
+            Some(newer.clone()),
+            "{name}"
+        );
+        store
+            .remove(vec![(newer.key_id, newer.version)])
+            .expect(name);
+        // Only the tombstone is left: digest and totals say so.
+        assert!(
+            store
+                .digest(KeyRange::whole(), cairn_store::TreeNode::root())
+                .expect(name)
+                .matches(&empty_digest),
+            "{name}: digest after removes"
+        );
+        let stats = store.stats().expect(name);
+        assert_eq!((stats.values, stats.tombstones), (0, 1), "{name}");
+        assert_eq!(stats.record_bytes, kept.stored_bytes(), "{name}");
+    }
+    drop(dir);
+}
+
+#[test]
+fn removes_survive_a_reopen_through_the_commit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = Record::value(b"k", version(10, 1), b"v".to_vec());
+    {
+        let store = cairn_store::RedbStore::open(dir.path(), Default::default()).unwrap();
+        store.apply(vec![record.clone()]).unwrap();
+        assert_eq!(
+            store.remove(vec![(record.key_id, record.version)]).unwrap(),
+            vec![true]
+        );
+    }
+    let store = cairn_store::RedbStore::open(dir.path(), Default::default()).unwrap();
+    assert_eq!(store.get(record.key_id).unwrap(), None);
+    assert_eq!(store.stats().unwrap().values, 0);
+}
