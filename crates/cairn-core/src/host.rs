@@ -153,6 +153,18 @@ impl Host {
         self.ring.join(time.now, bootstraps, timeout);
     }
 
+    /// This node's data dir says it was last alive `away` ago: past the
+    /// tombstone grace it checks its records before it hands any out
+    /// (see [`crate::kv`]'s cleanup).
+    pub fn came_back_after(&mut self, away: Duration) {
+        self.kv.came_back_after(away);
+    }
+
+    /// True while replication checks this node's records after a long absence.
+    pub fn kv_quarantined(&self) -> bool {
+        self.kv.is_quarantined()
+    }
+
     /// Leaves gracefully (see [`RingNode::leave`]).
     pub fn leave(&mut self, time: Time) {
         self.ring.leave(time.now);
@@ -304,7 +316,7 @@ impl Host {
             self.ring.handle_timeout(time.now);
         }
         if self.kv.poll_timeout().is_some_and(|at| at <= time.now) {
-            self.kv.handle_timeout(time.now);
+            self.kv.handle_timeout(time.now, time.wall_ms);
         }
     }
 
@@ -365,8 +377,9 @@ impl Host {
             None => KeyRange::whole(),
         };
         let replicas = self.ring.replica_set();
+        let held = self.ring.held_range();
         self.kv
-            .on_holding(self.last.now, primary, replicas, predecessor);
+            .on_holding(self.last.now, primary, held, replicas, predecessor);
     }
 
     /// When `handle_timeout` should be called next.

@@ -34,6 +34,8 @@ pub struct NodeConfig {
     /// Q: a read asks this many replicas; 1 to R. Default (`None`): a
     /// majority of R (2 of 3), so that W + Q > R and a read sees the last write.
     pub read_quorum: Option<u8>,
+    /// How long tombstones are kept. Default 10 days.
+    pub tombstone_grace: Duration,
     /// How long to keep trying to join before giving up; above zero. Default 20 s.
     pub join_timeout: Duration,
     /// The ring protocol's settings.
@@ -51,6 +53,7 @@ impl Default for NodeConfig {
             replicas: 3,
             write_quorum: None,
             read_quorum: None,
+            tombstone_grace: KvConfig::default().tombstone_grace,
             join_timeout: Duration::from_secs(20),
             ring: RingConfig::default(),
         }
@@ -95,6 +98,7 @@ impl NodeConfig {
             replicas,
             write_quorum: self.write_quorum.map_or(majority, usize::from),
             read_quorum: self.read_quorum.map_or(majority, usize::from),
+            tombstone_grace: self.tombstone_grace,
             ..KvConfig::default()
         }
     }

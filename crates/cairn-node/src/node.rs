@@ -200,6 +200,18 @@ impl Node {
         let seed = me.id.id().high_u64() ^ u64::from(origin.elapsed().subsec_nanos());
         *shared.core() = Host::new(me, ring_config, config.kv_config(), seed, shared.time());
         info!(id = %me.id, addr = %me.addr, "node started");
+        let started = shared.time();
+        if let Some(last) = cairn_store::alive::last_alive_ms(&config.data_dir) {
+            let away = Duration::from_millis(started.wall_ms.saturating_sub(last));
+            shared.core().came_back_after(away);
+            if shared.core().kv_quarantined() {
+                warn!(
+                    away = ?away,
+                    "this node was away longer than the tombstone grace: checking its records with their other replicas before it serves them"
+                );
+            }
+        }
+        tokio::spawn(mark_alive(shared.clone(), config.data_dir.clone()));
         let node = Node {
             shared,
             transport,
@@ -470,6 +482,26 @@ impl Node {
     pub async fn stopped(&self) {
         let mut stop = self.shared.stop.subscribe();
         let _ = stop.wait_for(|stopped| *stopped).await;
+    }
+}
+
+/// Writes the time into the data dir now and every minute, until the node
+/// stops: how long it was away, should it come back (see `came_back_after`).
+async fn mark_alive(shared: Arc<Shared>, dir: std::path::PathBuf) {
+    let mut stop = shared.stop.subscribe();
+    loop {
+        let wall_ms = shared.time().wall_ms;
+        let dir_now = dir.clone();
+        let written =
+            tokio::task::spawn_blocking(move || cairn_store::alive::mark_alive(&dir_now, wall_ms))
+                .await;
+        if let Ok(Err(error)) = written {
+            warn!("cannot write the alive mark in the data dir: {error}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
     }
 }
 

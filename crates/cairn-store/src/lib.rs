@@ -29,6 +29,7 @@
 //! - [`fault`]: fault injection (failing and torn writes, failing fsyncs).
 //! - [`error`]: the store's errors ([`StoreError`]).
 
+pub mod alive;
 pub mod bench;
 pub mod chunks;
 pub mod commit;

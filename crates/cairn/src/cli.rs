@@ -247,6 +247,14 @@ pub struct NodeArgs {
     )]
     pub read_quorum: Option<u8>,
 
+    /// How long a delete's tombstone is kept before it is dropped (`10d`,
+    /// `36h`, `90m`...). Every replica must learn of the delete within it. A
+    /// node that was down longer checks its records with their other
+    /// replicas before it serves or hands out any (it drops those no other
+    /// replica holds, so that a deleted value does not come back).
+    #[arg(long, value_name = "DURATION", default_value = "10d", value_parser = parse_grace)]
+    pub tombstone_grace: std::time::Duration,
+
     /// File holding a secret shared by the ring's nodes (raw bytes, at least
     /// 32; make one with `head -c 32 /dev/urandom > cluster.key`). Nodes
     /// without the same secret are refused. Default: no cluster key.
@@ -459,6 +467,18 @@ pub async fn client_command_output(cli: &Cli) -> Result<String, ClientError> {
             });
         }
     })
+}
+
+/// A tombstone grace: a human duration of at least a minute.
+fn parse_grace(text: &str) -> Result<std::time::Duration, String> {
+    let grace = humantime::parse_duration(text)
+        .map_err(|error| format!("{text:?} is not a duration (try 10d, 36h, 90m): {error}"))?;
+    if grace < std::time::Duration::from_secs(60) {
+        return Err(format!(
+            "{text:?} is too short: the grace must be at least a minute"
+        ));
+    }
+    Ok(grace)
 }
 
 #[cfg(test)]

@@ -59,6 +59,7 @@ pub async fn run_node(args: &NodeArgs) -> Result<(), DaemonError> {
         replicas: args.replicas,
         write_quorum: args.write_quorum,
         read_quorum: args.read_quorum,
+        tombstone_grace: args.tombstone_grace,
         join_timeout: Duration::from_secs(args.join_timeout),
         ring,
     };
