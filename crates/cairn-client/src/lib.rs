@@ -28,7 +28,7 @@ pub use error::{ClientError, error_from_status};
 pub use key::{MAX_KEY_LEN, encode_key_segment, validate_key};
 pub use node_url::NodeUrl;
 
-use cairn_core::api::{Locations, LookupView, NodeInfo, RingView};
+use cairn_core::api::{KeyList, Locations, LookupView, NodeInfo, RingView};
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -138,6 +138,17 @@ impl Client {
         validate_key(key)?;
         self.get_json(&format!("/v1/kv/{}/locations", encode_key_segment(key)))
             .await
+    }
+
+    /// `GET /v1/keys?prefix=`: live keys starting with `prefix`, in order.
+    pub async fn list(&self, prefix: &str) -> Result<KeyList, ClientError> {
+        let mut url = self.base.endpoint("/v1/keys")?;
+        url.query_pairs_mut().append_pair("prefix", prefix);
+        let body = self.send(self.http.get(url.clone()), &url).await?;
+        serde_json::from_slice(&body).map_err(|err| ClientError::Decode {
+            url: url.to_string(),
+            reason: err.to_string(),
+        })
     }
 
     fn kv_url(&self, key: &str) -> Result<Url, ClientError> {

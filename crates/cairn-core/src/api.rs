@@ -84,6 +84,16 @@ pub struct Locations {
     pub deleted: bool,
 }
 
+/// `GET /v1/keys?prefix=P`: live keys that start with P, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyList {
+    pub keys: Vec<String>,
+    /// More keys matched than the limit.
+    pub truncated: bool,
+    /// Members that did not answer: their keys are not in the list.
+    pub members_missing: usize,
+}
+
 /// One replica of [`Locations`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Location {

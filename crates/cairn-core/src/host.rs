@@ -224,6 +224,20 @@ impl Host {
         Ok(self.kv.locate(time.now, key_id, replicas))
     }
 
+    /// Lists live keys starting with `prefix` across `members` (a ring
+    /// walk's); the end comes as [`Action::KvDone`] with [`OpResult::Listed`].
+    pub fn list(
+        &mut self,
+        time: Time,
+        prefix: &str,
+        members: &[Peer],
+        limit: usize,
+    ) -> Result<OpId, KvError> {
+        self.serving()?;
+        self.last = time;
+        Ok(self.kv.list(time.now, prefix.to_string(), members, limit))
+    }
+
     /// Client operations are served by members only.
     fn serving(&self) -> Result<(), KvError> {
         match self.ring.phase() {
@@ -253,7 +267,8 @@ impl Host {
             Request::Store { .. }
             | Request::Fetch { .. }
             | Request::StoreMany { .. }
-            | Request::SyncRange { .. } => self.replicate(time, from, inbound, request),
+            | Request::SyncRange { .. }
+            | Request::ListKeys { .. } => self.replicate(time, from, inbound, request),
             ring_request => self
                 .ring
                 .handle_request(time.now, from, inbound, ring_request),

@@ -39,7 +39,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 mod cleanup;
+mod list;
 pub use cleanup::{CLEANUP_PAGE_RECORDS, CleanupCounters};
+pub use list::{MAX_LIST_BYTES, MAX_LIST_KEYS};
 
 /// Replication's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,6 +151,14 @@ pub enum OpResult {
         replicas: Vec<(Peer, Result<Option<Version>, ()>)>,
         newest: Option<Record>,
     },
+    /// Live keys with a prefix, in order; `truncated` if there were more
+    /// than the limit; `missing` members did not answer (their ranges are
+    /// not in the list).
+    Listed {
+        keys: Vec<String>,
+        truncated: bool,
+        missing: usize,
+    },
 }
 
 /// Why an operation failed.
@@ -252,6 +262,8 @@ enum Waiter {
     Repair,
     /// The cleanup pass: a page read, or a removal.
     Cleanup,
+    /// A member's part of listing `op`.
+    List(OpId),
     /// A peer's request, answered once the store has done its part.
     Inbound(InboundId),
     /// A page of handoff `push`: read from the store, or sent to its target.
@@ -323,6 +335,8 @@ pub struct Replication {
     next_sync: Option<Duration>,
     /// Ranges found to differ from a replica's, and synced both ways.
     pub syncs_differing: u64,
+    /// Listings under way.
+    listings: BTreeMap<OpId, list::Listing>,
     /// The pass dropping what this node need not keep, if one is under way.
     cleanup: Option<cleanup::Cleanup>,
     pub cleanup_counters: CleanupCounters,
@@ -375,6 +389,7 @@ impl Replication {
             syncs: BTreeMap::new(),
             next_sync: None,
             syncs_differing: 0,
+            listings: BTreeMap::new(),
             cleanup: None,
             cleanup_counters: CleanupCounters::default(),
             holding_settled: false,
@@ -727,6 +742,14 @@ impl Replication {
                 self.store(Waiter::Inbound(inbound), StorageRequest::Digest { range });
                 None
             }
+            Request::ListKeys {
+                range,
+                prefix,
+                limit,
+            } => {
+                self.serve_list(inbound, range, prefix, limit);
+                None
+            }
             Request::StoreMany { records } => {
                 if let Some(error) = records.iter().find_map(|r| r.check().err()) {
                     return Some(Response::Error {
@@ -978,12 +1001,14 @@ impl Replication {
                     StorageOutcome::Got(record) => Some(record),
                     StorageOutcome::Failed(_)
                     | StorageOutcome::Scanned(_)
-                    | StorageOutcome::Digest(_) => None,
+                    | StorageOutcome::Digest(_)
+                    | StorageOutcome::Keys { .. } => None,
                 };
                 self.on_part(op, index, answer);
             }
             Waiter::Repair => {}
             Waiter::Cleanup => self.on_cleanup_storage(outcome),
+            Waiter::List(op) => self.on_listed(op, Self::list_outcome(outcome)),
             Waiter::Sync(sync) => {
                 if let StorageOutcome::Digest(digest) = outcome
                     && let Some(state) = self.syncs.get_mut(&sync)
@@ -1012,6 +1037,7 @@ impl Replication {
                     StorageOutcome::Got(record) => Response::Record {
                         record: record.map(Box::new),
                     },
+                    StorageOutcome::Keys { keys, truncated } => Response::Keys { keys, truncated },
                     StorageOutcome::Failed(reason) => Response::Error {
                         reason: format!("the replica's store failed: {reason}"),
                     },
@@ -1034,6 +1060,9 @@ impl Replication {
                 _ => self.push_failed(push),
             }
             return;
+        }
+        if let Waiter::List(op) = waiter {
+            return self.on_listed(op, Self::list_answer(response));
         }
         if let Waiter::Sync(sync) = waiter {
             match response {
@@ -1069,6 +1098,7 @@ impl Replication {
             Some((Waiter::Sync(sync), _)) => {
                 self.syncs.remove(&sync);
             }
+            Some((Waiter::List(op), _)) => self.on_listed(op, None),
             _ => {}
         }
     }

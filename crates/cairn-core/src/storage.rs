@@ -30,6 +30,13 @@ pub enum StorageRequest {
     Scan { range: KeyRange, limit: usize },
     /// The digest of what is stored in `range` (the root of the digest tree).
     Digest { range: KeyRange },
+    /// Up to `limit` live keys (not tombstones) in `range` that start with
+    /// `prefix`, in key order, at most [`crate::kv::MAX_LIST_BYTES`] of them.
+    ListKeys {
+        range: KeyRange,
+        prefix: String,
+        limit: usize,
+    },
 }
 
 /// What became of a [`StorageRequest`].
@@ -44,6 +51,8 @@ pub enum StorageOutcome {
     Scanned(Vec<Record>),
     /// The answer to a `Digest`.
     Digest(NodeDigest),
+    /// The answer to a `ListKeys`; `truncated` if more matched.
+    Keys { keys: Vec<String>, truncated: bool },
     /// The store failed; nothing was acknowledged.
     Failed(String),
 }

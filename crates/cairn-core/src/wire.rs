@@ -96,6 +96,13 @@ pub enum Request {
     /// digests differ, `push_back` asks the replica to push its records of
     /// the range to the asker (the asker pushes its own).
     SyncRange { range: KeyRange, push_back: bool },
+    /// Listing: "the live keys of `range` that start with `prefix`, up to
+    /// `limit`". Answered `Keys`.
+    ListKeys {
+        range: KeyRange,
+        prefix: String,
+        limit: u32,
+    },
 }
 
 /// What a node answers.
@@ -143,6 +150,11 @@ pub enum Response {
     /// The answer to `Fetch`: the replica's record, if it has one.
     Record {
         record: Option<Box<Record>>,
+    },
+    /// The answer to `ListKeys`, in key order; `truncated` if more matched.
+    Keys {
+        keys: Vec<String>,
+        truncated: bool,
     },
 }
 

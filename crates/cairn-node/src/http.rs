@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cairn_core::KeyId;
-use cairn_core::api::{ErrorBody, Location, Locations, LookupView, NodeInfo, RingView};
+use cairn_core::api::{ErrorBody, KeyList, Location, Locations, LookupView, NodeInfo, RingView};
 use cairn_core::kv::{KvError, OpResult};
 use cairn_core::limits::check_key;
 use cairn_core::lookup::LookupError;
@@ -82,6 +82,7 @@ pub fn router(node: Node) -> Router {
         .route("/v1/ring", get(ring))
         .route("/v1/lookup/{key}", get(lookup))
         .route("/v1/kv/{key}/locations", get(locations))
+        .route("/v1/keys", get(list_keys))
         .route(
             "/v1/kv/{key}",
             get(get_value)
@@ -265,6 +266,57 @@ async fn locations(State(node): State<Node>, uri: Uri) -> Result<Json<Locations>
             .as_ref()
             .and_then(|r| r.value_bytes().map(|b| b.len() as u64)),
         deleted: newest.as_ref().is_some_and(|r| r.is_tombstone()),
+    }))
+}
+
+/// The query of `GET /v1/keys`.
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    prefix: String,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/keys?prefix=P&limit=N`: live keys starting with P (default all,
+/// N at most 10,000, the default).
+async fn list_keys(
+    State(node): State<Node>,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<KeyList>, ApiError> {
+    let axum::extract::Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad query: {e}")))?;
+    if query.prefix.len() > cairn_core::limits::MAX_KEY_LEN {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the prefix is {} bytes: a key is at most {} bytes",
+                query.prefix.len(),
+                cairn_core::limits::MAX_KEY_LEN
+            ),
+        ));
+    }
+    let limit = query.limit.unwrap_or(cairn_core::kv::MAX_LIST_KEYS);
+    if limit == 0 || limit > cairn_core::kv::MAX_LIST_KEYS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be 1 to {}", cairn_core::kv::MAX_LIST_KEYS),
+        ));
+    }
+    let OpResult::Listed {
+        keys,
+        truncated,
+        missing,
+    } = node.list(&query.prefix, limit).await?
+    else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "a listing answered otherwise",
+        ));
+    };
+    Ok(Json(KeyList {
+        keys,
+        truncated,
+        members_missing: missing,
     }))
 }
 

@@ -407,6 +407,21 @@ impl Node {
         self.operate(|core, time| core.locate(time, key)).await
     }
 
+    /// Live keys starting with `prefix`, from every member a ring walk finds.
+    pub async fn list(&self, prefix: &str, limit: usize) -> Result<OpResult, NodeError> {
+        let ring = self.ring_view().await;
+        let members: Vec<Peer> = ring
+            .members
+            .iter()
+            .map(|m| Peer {
+                id: m.id,
+                addr: m.addr,
+            })
+            .collect();
+        self.operate(|core, time| core.list(time, prefix, &members, limit))
+            .await
+    }
+
     /// Starts a client operation in the core and waits for its end.
     async fn operate(
         &self,

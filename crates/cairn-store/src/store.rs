@@ -180,9 +180,59 @@ pub fn execute(
             Ok(digest) => StorageOutcome::Digest(digest),
             Err(error) => StorageOutcome::Failed(error.to_string()),
         },
+        StorageRequest::ListKeys {
+            range,
+            prefix,
+            limit,
+        } => match list_keys(store, range, &prefix, limit) {
+            Ok((keys, truncated)) => StorageOutcome::Keys { keys, truncated },
+            Err(error) => StorageOutcome::Failed(error.to_string()),
+        },
         StorageRequest::Scan { range, limit } => match store.scan(range, limit) {
             Ok(records) => StorageOutcome::Scanned(records),
             Err(error) => StorageOutcome::Failed(error.to_string()),
         },
     }
+}
+
+/// Live keys of `range` starting with `prefix`, sorted, up to `limit` and
+/// [`cairn_core::kv::MAX_LIST_BYTES`]; true if more matched. Pages through
+/// the range (records are in key-id order, not key order).
+fn list_keys(
+    store: &dyn Store,
+    range: KeyRange,
+    prefix: &str,
+    limit: usize,
+) -> Result<(Vec<String>, bool), StoreError> {
+    const PAGE: usize = 512;
+    let mut keys = Vec::new();
+    let mut bytes = 0;
+    let mut rest = Some(range);
+    while let Some(page_range) = rest {
+        let page = store.scan(page_range, PAGE)?;
+        let Some(last) = page.last().map(|r| r.key_id) else {
+            break;
+        };
+        rest = if page.len() < PAGE {
+            None
+        } else {
+            page_range.rest_after(last)
+        };
+        for record in page {
+            if record.is_tombstone() || !record.key.starts_with(prefix.as_bytes()) {
+                continue;
+            }
+            let Ok(key) = String::from_utf8(record.key) else {
+                continue;
+            };
+            if keys.len() >= limit || bytes + key.len() > cairn_core::kv::MAX_LIST_BYTES {
+                keys.sort_unstable();
+                return Ok((keys, true));
+            }
+            bytes += key.len();
+            keys.push(key);
+        }
+    }
+    keys.sort_unstable();
+    Ok((keys, false))
 }

@@ -146,6 +146,15 @@ pub enum Command {
         key: String,
     },
 
+    /// List the live keys that start with PREFIX (all keys without one), in
+    /// order, one per line; at most 10,000 (it says so when there are more).
+    /// Every member is asked for its range.
+    Ls {
+        /// Only keys starting with this.
+        #[arg(default_value = "")]
+        prefix: String,
+    },
+
     /// Measure this machine: prints figures, changes nothing outside a
     /// temporary directory.
     #[command(subcommand)]
@@ -447,6 +456,26 @@ pub async fn client_command_output(cli: &Cli) -> Result<String, ClientError> {
                 output::stat_text(key, &locations)
             } else {
                 output::whereis_text(key, &locations)
+            }
+        }
+        Command::Ls { prefix } => {
+            let list = client.list(prefix).await?;
+            if list.members_missing > 0 {
+                eprintln!(
+                    "warning: {} member(s) did not answer: their keys are not listed",
+                    list.members_missing
+                );
+            }
+            if list.truncated && !json {
+                eprintln!(
+                    "(more keys match: only the first {} are shown)",
+                    list.keys.len()
+                );
+            }
+            if json {
+                output::json(&list)
+            } else {
+                list.keys.join("\n")
             }
         }
         Command::Get { .. } => unreachable_get(),

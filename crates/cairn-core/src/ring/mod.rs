@@ -428,6 +428,7 @@ impl RingNode {
             Request::Store { .. }
             | Request::Fetch { .. }
             | Request::StoreMany { .. }
+            | Request::ListKeys { .. }
             | Request::SyncRange { .. } => Response::Error {
                 reason: "not a ring request".into(),
             },
