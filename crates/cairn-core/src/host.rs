@@ -165,6 +165,24 @@ impl Host {
         self.kv.is_quarantined()
     }
 
+    /// Before a graceful leave: hands every range this node holds to the
+    /// member that becomes its new replica (see
+    /// [`crate::kv::Replication::hand_off_before_leaving`]); wait for
+    /// [`Host::handing_off`] to turn false, then [`Host::leave`].
+    pub fn hand_off_before_leaving(&mut self, time: Time) {
+        self.last = time;
+        let table = self.ring.routing();
+        let (predecessors, successors) =
+            (table.predecessors().to_vec(), table.successors().to_vec());
+        self.kv
+            .hand_off_before_leaving(time.now, &predecessors, &successors);
+    }
+
+    /// True while records are being handed to other nodes.
+    pub fn handing_off(&self) -> bool {
+        self.kv.handing_off()
+    }
+
     /// Leaves gracefully (see [`RingNode::leave`]).
     pub fn leave(&mut self, time: Time) {
         self.ring.leave(time.now);

@@ -825,6 +825,42 @@ impl Replication {
         }
     }
 
+    /// Before a graceful leave: each range this node holds goes to the node
+    /// that becomes its replica when this one is gone. This node holds the
+    /// ranges of itself and its first R - 1 predecessors; the range of the
+    /// i-th predecessor (i = 0: me) gains the (R - i)-th successor.
+    /// `predecessors` and `successors` nearest first.
+    pub fn hand_off_before_leaving(
+        &mut self,
+        now: Duration,
+        predecessors: &[Peer],
+        successors: &[Peer],
+    ) {
+        self.now = now;
+        let r = self.config.replicas;
+        let me = self.me;
+        let owners: Vec<Peer> = std::iter::once(me)
+            .chain(predecessors.iter().copied())
+            .collect();
+        for i in 0..r {
+            let (Some(owner), Some(before)) = (owners.get(i), owners.get(i + 1)) else {
+                break;
+            };
+            let Some(target) = successors.get(r - i - 1) else {
+                continue;
+            };
+            if target.id == me.id || owners.iter().any(|o| o.id == target.id) {
+                continue; // A small ring: the target holds the range already.
+            }
+            self.start_push(*target, KeyRange::new(before.id.id(), owner.id.id()));
+        }
+    }
+
+    /// True while handoff pushes are under way.
+    pub fn handing_off(&self) -> bool {
+        !self.pushes.is_empty()
+    }
+
     fn start_push(&mut self, to: Peer, range: KeyRange) {
         if self.config.faults.no_repair || self.quarantined {
             return;
@@ -1780,5 +1816,30 @@ mod cleanup_tests {
             kv.on_storage(Duration::ZERO, ticket, StorageOutcome::Scanned(Vec::new()));
         }
         assert!(!kv.is_quarantined(), "the pass is over: it serves again");
+    }
+
+    #[test]
+    fn a_leaving_node_hands_each_range_it_holds_to_its_next_replica() {
+        let mut kv = Replication::new(peer(50), KvConfig::default());
+        let predecessors = [peer(40), peer(30), peer(20)];
+        let successors = [peer(60), peer(70), peer(80), peer(90)];
+        kv.hand_off_before_leaving(Duration::ZERO, &predecessors, &successors);
+        let mut pushes: Vec<(u64, KeyRange)> = kv
+            .pushes
+            .values()
+            .map(|p| (p.to.id.id().high_u64(), p.range))
+            .collect();
+        pushes.sort_by_key(|(to, _)| *to);
+        let range = |a: u64, b: u64| KeyRange::new(peer(a).id.id(), peer(b).id.id());
+        assert_eq!(
+            pushes,
+            vec![
+                (60, range(20, 30)),
+                (70, range(30, 40)),
+                (80, range(40, 50))
+            ],
+            "my range to the 3rd successor, my predecessor's to the 2nd, the next to the 1st"
+        );
+        assert!(kv.handing_off());
     }
 }

@@ -53,6 +53,9 @@ pub enum NodeError {
     Kv(#[from] KvError),
 }
 
+/// How long a leaving node hands its records over at most before it goes.
+pub const HANDOFF_BEFORE_LEAVE: Duration = Duration::from_secs(30);
+
 /// How many members `ring_view` walks at most (the core's limit).
 pub use cairn_core::ring::walk::MAX_RING_WALK;
 
@@ -467,8 +470,28 @@ impl Node {
         }
     }
 
-    /// Leaves the ring gracefully (tells the neighbours), then closes the transport.
+    /// Leaves the ring gracefully: hands its records to the nodes that
+    /// become their replicas (for up to [`HANDOFF_BEFORE_LEAVE`]), tells the
+    /// neighbours, then closes the transport.
     pub async fn leave(&self) {
+        if *self.shared.phase.borrow() == PhaseView::Active {
+            {
+                let time = self.shared.time();
+                self.shared.core().hand_off_before_leaving(time);
+            }
+            self.shared.wake.notify_one();
+            let deadline = Instant::now() + HANDOFF_BEFORE_LEAVE;
+            while self.shared.core().handing_off() {
+                if Instant::now() >= deadline {
+                    warn!(
+                        "the handoff before leaving did not finish in time; leaving anyway (the replicas repair the rest)"
+                    );
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            info!("records handed over; leaving the ring");
+        }
         let mut phase = self.shared.phase.subscribe();
         {
             let time = self.shared.time();
