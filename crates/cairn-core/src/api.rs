@@ -22,6 +22,20 @@ pub struct NodeInfo {
     pub successors: Vec<Peer>,
     /// Distinct fingers in use: `start` = node id + 2^i, `node` = successor(start) as known.
     pub fingers: Vec<Finger>,
+    /// What its store holds (`None`: the store did not say).
+    #[serde(default)]
+    pub stored: Option<StoredTotals>,
+}
+
+/// What a node's store holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredTotals {
+    /// Records holding a value (replicas included).
+    pub records: u64,
+    /// Tombstones kept for deleted keys.
+    pub tombstones: u64,
+    /// Key and value bytes of all records.
+    pub bytes: u64,
 }
 
 /// One finger of [`NodeInfo`].
@@ -45,6 +59,9 @@ pub struct Member {
     pub addr: SocketAddr,
     pub http: Option<String>,
     pub state: MemberState,
+    /// What its store holds, if asked (`cairn ring` asks each member).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<StoredTotals>,
 }
 
 /// How a member looks from the node that walked the ring.

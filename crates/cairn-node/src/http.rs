@@ -132,7 +132,9 @@ pub fn serve(node: Node, listener: TcpListener) -> std::io::Result<SocketAddr> {
 }
 
 async fn node_info(State(node): State<Node>) -> Json<NodeInfo> {
-    Json(node.info())
+    let mut info = node.info();
+    info.stored = node.stored().await;
+    Json(info)
 }
 
 async fn ring(State(node): State<Node>) -> Json<RingView> {

@@ -368,7 +368,22 @@ impl Node {
                     node,
                 })
                 .collect(),
+            stored: None,
         }
+    }
+
+    /// What the store holds (off the event loop); `None` if it failed.
+    pub async fn stored(&self) -> Option<cairn_core::api::StoredTotals> {
+        let store = self.shared.store.clone();
+        let stats = tokio::task::spawn_blocking(move || store.stats())
+            .await
+            .ok()?
+            .ok()?;
+        Some(cairn_core::api::StoredTotals {
+            records: stats.values,
+            tombstones: stats.tombstones,
+            bytes: stats.record_bytes,
+        })
     }
 
     /// Looks up successor(target), driven by this node.
@@ -465,6 +480,7 @@ impl Node {
                     addr: m.peer.addr,
                     http: m.http,
                     state: m.state,
+                    stored: None,
                 })
                 .collect(),
         }

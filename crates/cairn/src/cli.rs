@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The most nodes `cairn demo` starts in one process (`--nodes`).
 pub const MAX_DEMO_NODES: usize = 64;
@@ -409,7 +410,8 @@ pub async fn client_command_output(cli: &Cli) -> Result<String, ClientError> {
             }
         }
         Command::Ring => {
-            let ring = client.ring().await?;
+            let mut ring = client.ring().await?;
+            member_totals(&mut ring).await;
             if json {
                 output::json(&ring)
             } else {
@@ -496,6 +498,30 @@ pub async fn client_command_output(cli: &Cli) -> Result<String, ClientError> {
             });
         }
     })
+}
+
+/// Asks every member with an HTTP address what its store holds (in
+/// parallel, 2 s each); a member that does not answer shows none.
+async fn member_totals(ring: &mut cairn_core::api::RingView) {
+    let mut asks = tokio::task::JoinSet::new();
+    for (index, member) in ring.members.iter().enumerate() {
+        let Some(http) = member.http.clone() else {
+            continue;
+        };
+        asks.spawn(async move {
+            let client = Client::new(&http).ok()?;
+            let info = tokio::time::timeout(Duration::from_secs(2), client.node_info())
+                .await
+                .ok()?
+                .ok()?;
+            Some((index, info.stored?))
+        });
+    }
+    while let Some(done) = asks.join_next().await {
+        if let Ok(Some((index, stored))) = done {
+            ring.members[index].stored = Some(stored);
+        }
+    }
 }
 
 /// A tombstone grace: a human duration of at least a minute.

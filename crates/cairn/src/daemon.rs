@@ -202,7 +202,15 @@ pub async fn run_demo(args: &DemoArgs) -> Result<(), DaemonError> {
     if let Some(first) = nodes.first()
         && let Some(http) = first.info().http
     {
-        println!("try: cairn --node http://{http} ring   (Ctrl-C stops the demo)");
+        println!("try:");
+        println!("  cairn --node http://{http} ring");
+        println!("  cairn --node http://{http} put greeting 'hello, ring'");
+        if let Some(other) = nodes.last().and_then(|n| n.info().http) {
+            println!("  cairn --node http://{other} get greeting     (through another node)");
+        }
+        println!("  cairn --node http://{http} whereis greeting");
+        println!("  curl http://{http}/v1/kv/greeting");
+        println!("(Ctrl-C stops the demo)");
     }
     wait_for_stop(&nodes).await;
     println!("stopping: each node leaves the ring");

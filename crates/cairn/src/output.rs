@@ -138,15 +138,39 @@ pub fn ring_text(ring: &RingView) -> String {
                 member.addr.to_string(),
                 optional(&member.http),
                 state_name(member.state).to_string(),
+                member
+                    .stored
+                    .map_or("-".to_string(), |s| s.records.to_string()),
+                member
+                    .stored
+                    .map_or("-".to_string(), |s| bytes_text(s.bytes)),
             ]
         })
         .collect();
     let count = ring.members.len();
     format!(
         "{}\n{count} {}",
-        table(&["#", "ID", "ADDR", "HTTP", "STATE"], &rows),
+        table(
+            &["#", "ID", "ADDR", "HTTP", "STATE", "RECORDS", "BYTES"],
+            &rows
+        ),
         if count == 1 { "member" } else { "members" }
     )
+}
+
+/// Bytes for people: `812 B`, `3.4 KiB`, `1.2 MiB`, `5.0 GiB`.
+pub fn bytes_text(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// `cairn lookup KEY`: `key "foo" (id 1a2b3c4d…) -> node 9f8e7d6c 127.0.0.1:7003 in 2 hops, 1.3 ms`.
@@ -253,7 +277,7 @@ fn indent(text: &str) -> String {
 mod tests {
     use super::*;
     use cairn_core::Id;
-    use cairn_core::api::{Finger, Member};
+    use cairn_core::api::{Finger, Member, StoredTotals};
 
     fn id(hex8: &str) -> Id {
         Id::from_hex(&format!("{hex8}{}", "0".repeat(56))).expect("hex id")
@@ -281,6 +305,7 @@ mod tests {
                 start: id("9f8e7d6d"),
                 node: peer("aa000001", "127.0.0.1:7002"),
             }],
+            stored: None,
         }
     }
 
@@ -292,12 +317,18 @@ mod tests {
                     addr: "127.0.0.1:7000".parse().expect("addr"),
                     http: Some("127.0.0.1:7070".into()),
                     state: MemberState::Alive,
+                    stored: Some(StoredTotals {
+                        records: 12,
+                        tombstones: 1,
+                        bytes: 2048,
+                    }),
                 },
                 Member {
                     id: NodeId(id("aa000001")),
                     addr: "127.0.0.1:7002".parse().expect("addr"),
                     http: None,
                     state: MemberState::Suspect,
+                    stored: None,
                 },
             ],
         }
@@ -355,9 +386,9 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "#  ID        ADDR            HTTP            STATE",
-                "1  9f8e7d6c  127.0.0.1:7000  127.0.0.1:7070  alive",
-                "2  aa000001  127.0.0.1:7002  -               suspect",
+                "#  ID        ADDR            HTTP            STATE    RECORDS  BYTES",
+                "1  9f8e7d6c  127.0.0.1:7000  127.0.0.1:7070  alive    12       2.0 KiB",
+                "2  aa000001  127.0.0.1:7002  -               suspect  -        -",
                 "2 members",
             ]
         );
