@@ -10,6 +10,8 @@
 //! - [`sim`]: the event loop, the nodes, and the truth (who is a member).
 //! - [`network`]: latency, loss and partitions.
 //! - [`check`]: the ring invariants, checked against the true membership.
+//! - [`model`]: the key/value workload's model of acknowledged operations,
+//!   judging what the live stores hold and what reads answered.
 //! - [`scenario`]: build, settle, churn, converge, final lookups.
 //! - [`report`]: what a run measured, as text and JSON.
 //! - [`sweep`]: hops against ring size, as a table and an SVG plot.
@@ -17,6 +19,7 @@
 
 pub mod check;
 pub mod duration;
+pub mod model;
 pub mod network;
 pub mod report;
 pub mod scenario;

@@ -91,6 +91,24 @@ pub struct KindTraffic {
     pub bytes_per_node_per_s: f64,
 }
 
+/// The key/value workload: its operations, and the check of the live
+/// stores at the end against the model of acknowledged writes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct KvReport {
+    pub ops: crate::model::KvOps,
+    /// Keys with an acknowledged write, and of those, keys deleted (their
+    /// winning acknowledged write is a delete).
+    pub keys: u64,
+    pub keys_deleted: u64,
+    /// At the end: keys whose acknowledged state is not the newest record
+    /// on any live member (must be 0).
+    pub lost: u64,
+    /// At the end: deleted keys whose newest live record is a value (must be 0).
+    pub resurrected: u64,
+    /// At the end: keys whose newest record is on fewer than R live members.
+    pub under_replicated: u64,
+}
+
 /// Everything a run measured. Same seed and settings, same report (but `wall_seconds`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Report {
@@ -124,7 +142,8 @@ pub struct Report {
     pub crashes_unwatched: u64,
     /// Lookups started during churn (finished then or while settling).
     pub churn_lookups: LookupStats,
-    /// All traffic during churn (maintenance, joins and client lookups).
+    /// All traffic during churn (maintenance, joins, client lookups and
+    /// key/value operations).
     pub churn_traffic: Traffic,
     /// True if the ring was disturbed (churn, crashes, a partition) after it settled.
     pub disturbed: bool,
@@ -132,13 +151,8 @@ pub struct Report {
     pub converge_after_churn_s: Option<f64>,
     /// Lookups on the settled ring at the end: every one must be correct.
     pub final_lookups: LookupStats,
-    /// Puts acknowledged by a write quorum, and puts that failed (indeterminate).
-    pub puts_acked: u64,
-    pub puts_failed: u64,
-    /// Acknowledged writes that no live node holds at the end (must be 0).
-    pub writes_lost: u64,
-    /// Acknowledged writes on fewer than R live nodes at the end.
-    pub keys_under_replicated: u64,
+    /// The key/value workload (all zero without one).
+    pub kv: KvReport,
     /// Keys per node, max / mean, for 100,000 random keys on the final ring.
     pub keys_imbalance: f64,
     /// The first broken invariant, if the ring did not converge.
@@ -213,13 +227,7 @@ impl Report {
             self.crashes_unjudged,
             self.crashes_unwatched
         );
-        if self.puts_acked + self.puts_failed > 0 {
-            let _ = writeln!(
-                out,
-                "puts: {} acknowledged, {} failed (indeterminate); at the end {} acknowledged writes lost, {} on fewer than R live nodes",
-                self.puts_acked, self.puts_failed, self.writes_lost, self.keys_under_replicated
-            );
-        }
+        write_kv(&mut out, &self.kv);
         let _ = writeln!(
             out,
             "keys per node (100,000 keys): max/mean {:.2}",
@@ -240,6 +248,47 @@ impl Report {
         out.push('\n');
         out
     }
+}
+
+fn write_kv(out: &mut String, kv: &KvReport) {
+    let ops = &kv.ops;
+    let writes = ops.puts_acked
+        + ops.puts_failed
+        + ops.puts_unanswered
+        + ops.deletes_acked
+        + ops.deletes_failed
+        + ops.deletes_unanswered;
+    if writes == 0 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "puts: {} acknowledged, {} failed, {} unanswered; deletes: {} acknowledged, {} failed, {} unanswered (failed and unanswered writes are indeterminate); {} refused at once",
+        ops.puts_acked,
+        ops.puts_failed,
+        ops.puts_unanswered,
+        ops.deletes_acked,
+        ops.deletes_failed,
+        ops.deletes_unanswered,
+        ops.refused
+    );
+    if ops.gets_answered + ops.gets_failed > 0 {
+        let _ = writeln!(
+            out,
+            "gets: {} answered, {} stale (older than a write acknowledged before the get), {} failed",
+            ops.gets_answered, ops.gets_stale, ops.gets_failed
+        );
+    }
+    let _ = writeln!(
+        out,
+        "acknowledged writes older (by version) than a write of their key acknowledged before they started: {}, of which {} deletes (a coordinator's clock behind: they lose)",
+        ops.writes_behind_earlier, ops.deletes_behind_earlier
+    );
+    let _ = writeln!(
+        out,
+        "at the end: {} acknowledged writes lost, {} deleted keys resurrected, {} keys on fewer than R live nodes (of {} keys, {} deleted)",
+        kv.lost, kv.resurrected, kv.under_replicated, kv.keys, kv.keys_deleted
+    );
 }
 
 fn write_lookups(out: &mut String, what: &str, stats: &LookupStats) {
