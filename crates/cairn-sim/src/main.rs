@@ -44,7 +44,7 @@ struct Args {
     /// acknowledged writes: lost (the acknowledged state is not the newest
     /// record on any live node), resurrected (a deleted key's newest record
     /// is a value), under-replicated (newest record on fewer than R live
-    /// nodes).
+    /// nodes); keys under R copies are also sampled every 5 s during the run.
     #[arg(long, default_value_t = 0)]
     puts: usize,
     /// Deletes from random members during --duration, each of a key holding

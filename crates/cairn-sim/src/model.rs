@@ -132,6 +132,8 @@ pub enum Verdict {
 #[derive(Debug, Default)]
 pub struct KvModel {
     keys: Vec<Key>,
+    /// Key number by key id, for what the stores hold.
+    by_key_id: HashMap<KeyId, usize, std::hash::BuildHasherDefault<crate::sim::IdHasher>>,
     writes: Vec<Write>,
     pending: HashMap<(NodeId, OpId), Pending>,
     /// Keys whose last issued write is an acknowledged put that is their
@@ -178,6 +180,11 @@ impl KvModel {
         self.keys.get(key).map(|k| k.key_id)
     }
 
+    /// The number of the key whose id is `key_id`, if the workload named it.
+    pub fn key_of(&self, key_id: KeyId) -> Option<usize> {
+        self.by_key_id.get(&key_id).copied()
+    }
+
     /// The acknowledged write of `key` with the highest version.
     pub fn best(&self, key: usize) -> Option<Acked> {
         self.keys.get(key).and_then(|k| k.best)
@@ -195,8 +202,10 @@ impl KvModel {
             return (rng.next_u64() % self.keys.len() as u64) as usize;
         }
         let key = self.keys.len();
+        let key_id = KeyId::of_key(key_name(key).as_bytes());
+        self.by_key_id.insert(key_id, key);
         self.keys.push(Key {
-            key_id: KeyId::of_key(key_name(key).as_bytes()),
+            key_id,
             best: None,
             unacked_deletes: 0,
             last_issued: None,

@@ -91,8 +91,9 @@ pub struct KindTraffic {
     pub bytes_per_node_per_s: f64,
 }
 
-/// The key/value workload: its operations, and the check of the live
-/// stores at the end against the model of acknowledged writes.
+/// The key/value workload: its operations, the check of the live stores at
+/// the end against the model of acknowledged writes, and the keys under R
+/// copies while the run went.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct KvReport {
     pub ops: crate::model::KvOps,
@@ -107,6 +108,8 @@ pub struct KvReport {
     pub resurrected: u64,
     /// At the end: keys whose newest record is on fewer than R live members.
     pub under_replicated: u64,
+    /// Sampled from the start of churn to the end of the run.
+    pub under_r: crate::coverage::UnderReplication,
 }
 
 /// Everything a run measured. Same seed and settings, same report (but `wall_seconds`).
@@ -288,6 +291,20 @@ fn write_kv(out: &mut String, kv: &KvReport) {
         out,
         "at the end: {} acknowledged writes lost, {} deleted keys resurrected, {} keys on fewer than R live nodes (of {} keys, {} deleted)",
         kv.lost, kv.resurrected, kv.under_replicated, kv.keys, kv.keys_deleted
+    );
+    let under = &kv.under_r;
+    let _ = writeln!(
+        out,
+        "under R live copies (sampled every {:.0} s, {} samples): {:.0} key-seconds; {} episodes, p50 {:.0} s, p99 {:.0} s, max {:.0} s ({} open at the end); at most {} keys at once",
+        under.sample_every_s,
+        under.samples,
+        under.key_seconds,
+        under.episodes,
+        under.episode_p50_s,
+        under.episode_p99_s,
+        under.episode_max_s,
+        under.episodes_open_at_end,
+        under.peak_keys
     );
 }
 

@@ -43,6 +43,9 @@ pub struct Scenario {
     /// Gets during churn (a Poisson process) of keys already named; an answer
     /// older than a write acknowledged before the get started is stale. Default 0.
     pub gets: usize,
+    /// How often the keys under R live copies are counted, from the start
+    /// of churn to the end (when there is a key/value workload). Default 5 s.
+    pub sample_every: Duration,
     /// For tests of the checks only: before the final check, put a value a
     /// little newer than the tombstone of this many deleted keys into one
     /// live store each (the resurrection check must count them). Default 0.
@@ -93,6 +96,7 @@ impl Default for Scenario {
             overwrite_fraction: 0.25,
             deletes: 0,
             gets: 0,
+            sample_every: Duration::from_secs(5),
             plant_resurrections: 0,
             consecutive_crashes: 0,
             partition: None,
@@ -220,6 +224,12 @@ impl Churn {
                 }
                 self.again(sim, self.get_every, event);
             }
+            Workload::Sample => {
+                // Samples go on until the run ends (past churn, while it settles).
+                sim.sample_coverage();
+                let next = now + sim.coverage.every();
+                sim.schedule(next, Event::Workload(Workload::Sample));
+            }
             Workload::Lookup => {
                 if let Some(from) = sim.random_member() {
                     let target = random_id(sim);
@@ -256,6 +266,7 @@ pub fn run(scenario: &Scenario) -> Report {
         scenario.network.clone(),
     );
     sim.kv_faults = scenario.kv_faults.clone();
+    sim.coverage = crate::coverage::Coverage::new(scenario.sample_every);
     if scenario.trace {
         sim.enable_trace();
     }
@@ -385,6 +396,10 @@ pub fn run(scenario: &Scenario) -> Report {
                 sim.schedule(churn_start, Event::Workload(event));
             }
         }
+        if kv_workload {
+            let first = churn_start + scenario.sample_every;
+            sim.schedule(first, Event::Workload(Workload::Sample));
+        }
         let step = (scenario.duration / 10).max(Duration::from_secs(1));
         let mut at = churn_start;
         while at < churn.until {
@@ -443,7 +458,18 @@ pub fn run(scenario: &Scenario) -> Report {
         lost: check.lost,
         resurrected: check.resurrected,
         under_replicated: check.under_replicated,
+        under_r: sim.coverage.summary(),
     };
+    if kv_workload {
+        say(
+            &sim,
+            &format!(
+                "checked the key/value model; {} coverage samples took {:.1} ms of wall time in all",
+                sim.coverage.samples(),
+                sim.coverage.wall.as_secs_f64() * 1000.0
+            ),
+        );
+    }
     report.keys_imbalance = keys_imbalance(&mut sim, 100_000);
     report.violation = check_ring(&sim).err().map(|v| {
         let mut text = v.to_string();

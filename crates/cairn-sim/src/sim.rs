@@ -111,6 +111,8 @@ pub enum Workload {
     Delete,
     /// A get of a key already named, from a random member.
     Get,
+    /// Count the acknowledged keys on fewer than R live members.
+    Sample,
 }
 
 /// A queued event: when, in which order, and where its body waits in the
@@ -258,6 +260,8 @@ pub struct Sim {
     /// The key/value workload: what was written, deleted and read, and how
     /// each operation ended.
     pub model: crate::model::KvModel,
+    /// The keys found under R live copies at each sample while the run goes.
+    pub coverage: crate::coverage::Coverage,
     /// Crashed node -> (its true predecessor when it crashed, when), until
     /// that predecessor judges it dead.
     crashed_watch: IdMap<(NodeId, Duration)>,
@@ -290,6 +294,7 @@ impl Sim {
             member_index: IdMap::default(),
             lookups: HashSet::new(),
             model: crate::model::KvModel::default(),
+            coverage: crate::coverage::Coverage::new(Duration::from_secs(5)),
             crashed_watch: IdMap::default(),
             detection_delays: Vec::new(),
             outcomes: Vec::new(),

@@ -270,7 +270,7 @@ fn broken_repair_is_caught() {
 /// Puts (a quarter of them overwrites), deletes and gets from random members
 /// under churn: at the end every key's newest live record is what the model
 /// of acknowledged writes allows (nothing lost, no deleted key back), on R
-/// live nodes.
+/// live nodes; and keys did spend time under R copies while nodes crashed.
 #[test]
 fn puts_gets_and_deletes_under_churn_lose_nothing_and_resurrect_nothing() {
     for (seed, loss) in [(5, 0.0), (6, 0.0), (7, 0.01)] {
@@ -290,6 +290,7 @@ fn puts_gets_and_deletes_under_churn_lose_nothing_and_resurrect_nothing() {
         assert_eq!(kv.lost, 0, "{what}: {}", report.text());
         assert_eq!(kv.resurrected, 0, "{what}: {}", report.text());
         assert_eq!(kv.under_replicated, 0, "{what}: {}", report.text());
+        assert!(kv.under_r.samples > 30, "{what}: {}", report.text());
     }
 }
 

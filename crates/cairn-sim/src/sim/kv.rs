@@ -1,14 +1,15 @@
 //! The key/value workload on the simulated nodes: puts, deletes and gets
-//! started from members, their answers handed to the model, and the check
-//! of every live store at the end.
+//! started from members, their answers handed to the model, the periodic
+//! coverage sample, and the check of every live store at the end.
 
 use super::Sim;
 use crate::model::{self, Verdict};
-use cairn_core::NodeId;
 use cairn_core::kv::{KvError, OpId, OpResult};
 use cairn_core::range::KeyRange;
 use cairn_core::record::Record;
-use cairn_store::Store;
+use cairn_core::version::Version;
+use cairn_core::{KeyId, NodeId};
+use cairn_store::{Store, TreeNode};
 
 /// The key/value check at the end of a run (see [`Sim::check_kv`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -85,6 +86,28 @@ impl Sim {
     /// R, or all the members of a smaller ring.
     fn copies_wanted(&self) -> usize {
         self.config.replicas.min(self.members.len())
+    }
+
+    /// Counts the acknowledged keys on fewer than R live members now (see
+    /// [`crate::coverage`]).
+    pub fn sample_coverage(&mut self) {
+        let want = self.copies_wanted();
+        let stores: Vec<Vec<(KeyId, Version)>> = self
+            .members
+            .values()
+            .filter_map(|p| self.nodes.get(&p.id))
+            .map(|n| {
+                n.store
+                    .list_versions(KeyRange::whole(), TreeNode::root())
+                    .unwrap_or_default() // The memory store does not fail.
+            })
+            .collect();
+        self.coverage.sample(
+            self.now,
+            &self.model,
+            want,
+            stores.iter().map(Vec::as_slice),
+        );
     }
 
     /// Checks the model against every record of every live member's store
