@@ -91,6 +91,35 @@ pub struct KindTraffic {
     pub bytes_per_node_per_s: f64,
 }
 
+/// Replication's repair traffic over a window: handoff pages (`StoreMany`,
+/// pushed on a change of the ring or after anti-entropy found a difference)
+/// and anti-entropy digests (`SyncRange`). Client writes and read repairs
+/// (`Store`) and reads (`Fetch`) are not repair traffic here.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RepairTraffic {
+    pub bytes_per_node_per_s: f64,
+    pub handoff_bytes_per_node_per_s: f64,
+    pub anti_entropy_bytes_per_node_per_s: f64,
+}
+
+impl RepairTraffic {
+    pub fn from_traffic(traffic: &Traffic) -> RepairTraffic {
+        let bytes = |kind: &str| {
+            traffic
+                .by_kind
+                .get(kind)
+                .map_or(0.0, |t| t.bytes_per_node_per_s)
+        };
+        let handoff = bytes("StoreMany");
+        let anti_entropy = bytes("SyncRange");
+        RepairTraffic {
+            bytes_per_node_per_s: handoff + anti_entropy,
+            handoff_bytes_per_node_per_s: handoff,
+            anti_entropy_bytes_per_node_per_s: anti_entropy,
+        }
+    }
+}
+
 /// The key/value workload: its operations, the check of the live stores at
 /// the end against the model of acknowledged writes, and the keys under R
 /// copies while the run went.
@@ -148,6 +177,8 @@ pub struct Report {
     /// All traffic during churn (maintenance, joins, client lookups and
     /// key/value operations).
     pub churn_traffic: Traffic,
+    /// Of it, replication's repair traffic.
+    pub churn_repair: RepairTraffic,
     /// True if the ring was disturbed (churn, crashes, a partition) after it settled.
     pub disturbed: bool,
     /// Seconds after churn (or the partition) stopped until the ring was correct.
@@ -206,6 +237,20 @@ impl Report {
                 self.churn_join_failures,
                 self.churn_traffic.messages_per_node_per_s,
                 self.churn_traffic.bytes_per_node_per_s
+            );
+            let kinds: Vec<String> = self
+                .churn_traffic
+                .by_kind
+                .iter()
+                .map(|(kind, t)| format!("{kind} {:.0}", t.bytes_per_node_per_s))
+                .collect();
+            let _ = writeln!(out, "  by kind, B/node/s: {}", kinds.join(", "));
+            let _ = writeln!(
+                out,
+                "repair traffic during churn: {:.1} B/node/s (handoff {:.1}, anti-entropy {:.1})",
+                self.churn_repair.bytes_per_node_per_s,
+                self.churn_repair.handoff_bytes_per_node_per_s,
+                self.churn_repair.anti_entropy_bytes_per_node_per_s
             );
             write_lookups(&mut out, "lookups during churn", &self.churn_lookups);
         }

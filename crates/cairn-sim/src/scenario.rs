@@ -7,7 +7,9 @@
 
 use crate::check::check_ring;
 use crate::network::{NetworkModel, Partition};
-use crate::report::{KindTraffic, KvReport, LookupStats, Report, Traffic, percentile};
+use crate::report::{
+    KindTraffic, KvReport, LookupStats, RepairTraffic, Report, Traffic, percentile,
+};
 use crate::sim::{Event, Sim, Workload};
 use cairn_core::{Id, NodeId, RingConfig};
 use std::time::{Duration, Instant};
@@ -418,6 +420,7 @@ pub fn run(scenario: &Scenario) -> Report {
         }
         let seconds = scenario.duration.as_secs_f64();
         report.churn_traffic = traffic(&before, &sim.counters, sim.node_count() as f64, seconds);
+        report.churn_repair = RepairTraffic::from_traffic(&report.churn_traffic);
         report.churn_joins = sim.counters.joins - before.joins;
         report.churn_crashes = sim.counters.crashes - before.crashes;
         report.churn_leaves = sim.counters.leaves - before.leaves;

@@ -291,6 +291,11 @@ fn puts_gets_and_deletes_under_churn_lose_nothing_and_resurrect_nothing() {
         assert_eq!(kv.resurrected, 0, "{what}: {}", report.text());
         assert_eq!(kv.under_replicated, 0, "{what}: {}", report.text());
         assert!(kv.under_r.samples > 30, "{what}: {}", report.text());
+        assert!(
+            report.churn_repair.anti_entropy_bytes_per_node_per_s > 0.0,
+            "{what}: {}",
+            report.text()
+        );
     }
 }
 
