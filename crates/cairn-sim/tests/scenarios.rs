@@ -268,19 +268,22 @@ fn broken_repair_is_caught() {
 }
 
 /// Puts (a quarter of them overwrites), deletes and gets from random members
-/// under churn: at the end every key's newest live record is what the model
+/// under churn (rings of 40 and 100, one run with 1% loss): at the end every key's newest live record is what the model
 /// of acknowledged writes allows (nothing lost, no deleted key back), on R
 /// live nodes; and keys did spend time under R copies while nodes crashed.
 #[test]
 fn puts_gets_and_deletes_under_churn_lose_nothing_and_resurrect_nothing() {
-    for (seed, loss) in [(5, 0.0), (6, 0.0), (7, 0.01)] {
+    for (nodes, seed, loss) in [(40, 5, 0.0), (40, 6, 0.0), (40, 7, 0.01), (100, 9, 0.0)] {
+        let scale = nodes / 40;
         let scenario = Scenario {
-            deletes: 100,
-            gets: 300,
+            nodes,
+            puts: 500 * scale,
+            deletes: 100 * scale,
+            gets: 300 * scale,
             ..churn_with_puts(seed, loss)
         };
         let report = run(&scenario);
-        let what = format!("seed {seed}, loss {loss}");
+        let what = format!("{nodes} nodes, seed {seed}, loss {loss}");
         let kv = &report.kv;
         assert_healthy(&report, &what);
         assert!(report.churn_crashes > 0, "{what}: {}", report.text());
