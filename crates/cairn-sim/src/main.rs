@@ -17,7 +17,9 @@ use std::time::Duration;
 /// measures maintenance traffic, then churns it for --duration (sessions of
 /// mean --churn-mean; as many arrivals as departures) while --lookups lookups
 /// run, stops, measures how long the ring takes to become correct, and checks
-/// that every lookup on the settled ring reaches the true successor.
+/// that every lookup on the settled ring reaches the true successor. With
+/// --puts, --deletes and --gets, a key/value workload runs during churn and
+/// the live stores are checked against it at the end.
 #[derive(Parser, Debug)]
 #[command(name = "cairn-sim", version)]
 struct Args {
@@ -36,11 +38,24 @@ struct Args {
     /// Lookups on the settled ring at the end (each must be correct).
     #[arg(long, default_value_t = 2_000)]
     final_lookups: usize,
-    /// Puts of new keys from random members during --duration; at the end
-    /// every acknowledged write is checked against the live nodes' stores
-    /// (lost: on none; under-replicated: on fewer than R).
+    /// Puts from random members during --duration, each of its own value: a
+    /// new key, or (one in four) an overwrite of a key already named. At the
+    /// end the live nodes' stores are checked against the model of
+    /// acknowledged writes: lost (the acknowledged state is not the newest
+    /// record on any live node), resurrected (a deleted key's newest record
+    /// is a value), under-replicated (newest record on fewer than R live
+    /// nodes); keys under R copies are also sampled every 5 s during the run.
     #[arg(long, default_value_t = 0)]
     puts: usize,
+    /// Deletes from random members during --duration, each of a key holding
+    /// an acknowledged value. Default: a tenth of --puts.
+    #[arg(long)]
+    deletes: Option<usize>,
+    /// Gets of keys already written, from random members during --duration;
+    /// an answer older than a write acknowledged before the get started is
+    /// counted as stale, an error as failed.
+    #[arg(long, default_value_t = 0)]
+    gets: usize,
     /// The seed: one seed, one run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -136,6 +151,8 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
         },
         final_lookups: args.final_lookups,
         puts: args.puts,
+        deletes: args.deletes.unwrap_or(args.puts / 10),
+        gets: args.gets,
         consecutive_crashes: args.consecutive_crashes,
         partition,
         network: NetworkModel {

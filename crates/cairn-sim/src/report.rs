@@ -91,6 +91,56 @@ pub struct KindTraffic {
     pub bytes_per_node_per_s: f64,
 }
 
+/// Replication's repair traffic over a window: handoff pages (`StoreMany`,
+/// pushed on a change of the ring or after anti-entropy found a difference)
+/// and anti-entropy digests (`SyncRange`). Client writes and read repairs
+/// (`Store`) and reads (`Fetch`) are not repair traffic here.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RepairTraffic {
+    pub bytes_per_node_per_s: f64,
+    pub handoff_bytes_per_node_per_s: f64,
+    pub anti_entropy_bytes_per_node_per_s: f64,
+}
+
+impl RepairTraffic {
+    pub fn from_traffic(traffic: &Traffic) -> RepairTraffic {
+        let bytes = |kind: &str| {
+            traffic
+                .by_kind
+                .get(kind)
+                .map_or(0.0, |t| t.bytes_per_node_per_s)
+        };
+        let handoff = bytes("StoreMany");
+        let anti_entropy = bytes("SyncRange");
+        RepairTraffic {
+            bytes_per_node_per_s: handoff + anti_entropy,
+            handoff_bytes_per_node_per_s: handoff,
+            anti_entropy_bytes_per_node_per_s: anti_entropy,
+        }
+    }
+}
+
+/// The key/value workload: its operations, the check of the live stores at
+/// the end against the model of acknowledged writes, and the keys under R
+/// copies while the run went.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct KvReport {
+    pub ops: crate::model::KvOps,
+    /// Keys with an acknowledged write, and of those, keys deleted (their
+    /// winning acknowledged write is a delete).
+    pub keys: u64,
+    pub keys_deleted: u64,
+    /// At the end: keys whose acknowledged state is not the newest record
+    /// on any live member (must be 0).
+    pub lost: u64,
+    /// At the end: deleted keys whose newest live record is a value (must be 0).
+    pub resurrected: u64,
+    /// At the end: keys whose newest record is on fewer than R live members.
+    pub under_replicated: u64,
+    /// Sampled from the start of churn to the end of the run.
+    pub under_r: crate::coverage::UnderReplication,
+}
+
 /// Everything a run measured. Same seed and settings, same report (but `wall_seconds`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Report {
@@ -124,21 +174,19 @@ pub struct Report {
     pub crashes_unwatched: u64,
     /// Lookups started during churn (finished then or while settling).
     pub churn_lookups: LookupStats,
-    /// All traffic during churn (maintenance, joins and client lookups).
+    /// All traffic during churn (maintenance, joins, client lookups and
+    /// key/value operations).
     pub churn_traffic: Traffic,
+    /// Of it, replication's repair traffic.
+    pub churn_repair: RepairTraffic,
     /// True if the ring was disturbed (churn, crashes, a partition) after it settled.
     pub disturbed: bool,
     /// Seconds after churn (or the partition) stopped until the ring was correct.
     pub converge_after_churn_s: Option<f64>,
     /// Lookups on the settled ring at the end: every one must be correct.
     pub final_lookups: LookupStats,
-    /// Puts acknowledged by a write quorum, and puts that failed (indeterminate).
-    pub puts_acked: u64,
-    pub puts_failed: u64,
-    /// Acknowledged writes that no live node holds at the end (must be 0).
-    pub writes_lost: u64,
-    /// Acknowledged writes on fewer than R live nodes at the end.
-    pub keys_under_replicated: u64,
+    /// The key/value workload (all zero without one).
+    pub kv: KvReport,
     /// Keys per node, max / mean, for 100,000 random keys on the final ring.
     pub keys_imbalance: f64,
     /// The first broken invariant, if the ring did not converge.
@@ -190,6 +238,20 @@ impl Report {
                 self.churn_traffic.messages_per_node_per_s,
                 self.churn_traffic.bytes_per_node_per_s
             );
+            let kinds: Vec<String> = self
+                .churn_traffic
+                .by_kind
+                .iter()
+                .map(|(kind, t)| format!("{kind} {:.0}", t.bytes_per_node_per_s))
+                .collect();
+            let _ = writeln!(out, "  by kind, B/node/s: {}", kinds.join(", "));
+            let _ = writeln!(
+                out,
+                "repair traffic during churn: {:.1} B/node/s (handoff {:.1}, anti-entropy {:.1})",
+                self.churn_repair.bytes_per_node_per_s,
+                self.churn_repair.handoff_bytes_per_node_per_s,
+                self.churn_repair.anti_entropy_bytes_per_node_per_s
+            );
             write_lookups(&mut out, "lookups during churn", &self.churn_lookups);
         }
         if self.disturbed {
@@ -213,13 +275,7 @@ impl Report {
             self.crashes_unjudged,
             self.crashes_unwatched
         );
-        if self.puts_acked + self.puts_failed > 0 {
-            let _ = writeln!(
-                out,
-                "puts: {} acknowledged, {} failed (indeterminate); at the end {} acknowledged writes lost, {} on fewer than R live nodes",
-                self.puts_acked, self.puts_failed, self.writes_lost, self.keys_under_replicated
-            );
-        }
+        write_kv(&mut out, &self.kv);
         let _ = writeln!(
             out,
             "keys per node (100,000 keys): max/mean {:.2}",
@@ -240,6 +296,61 @@ impl Report {
         out.push('\n');
         out
     }
+}
+
+fn write_kv(out: &mut String, kv: &KvReport) {
+    let ops = &kv.ops;
+    let writes = ops.puts_acked
+        + ops.puts_failed
+        + ops.puts_unanswered
+        + ops.deletes_acked
+        + ops.deletes_failed
+        + ops.deletes_unanswered;
+    if writes == 0 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "puts: {} acknowledged, {} failed, {} unanswered; deletes: {} acknowledged, {} failed, {} unanswered (failed and unanswered writes are indeterminate); {} refused at once",
+        ops.puts_acked,
+        ops.puts_failed,
+        ops.puts_unanswered,
+        ops.deletes_acked,
+        ops.deletes_failed,
+        ops.deletes_unanswered,
+        ops.refused
+    );
+    if ops.gets_answered + ops.gets_failed > 0 {
+        let _ = writeln!(
+            out,
+            "gets: {} answered, {} stale (older than a write acknowledged before the get), {} failed",
+            ops.gets_answered, ops.gets_stale, ops.gets_failed
+        );
+    }
+    let _ = writeln!(
+        out,
+        "acknowledged writes older (by version) than a write of their key acknowledged before they started: {}, of which {} deletes (a coordinator's clock behind: they lose)",
+        ops.writes_behind_earlier, ops.deletes_behind_earlier
+    );
+    let _ = writeln!(
+        out,
+        "at the end: {} acknowledged writes lost, {} deleted keys resurrected, {} keys on fewer than R live nodes (of {} keys, {} deleted)",
+        kv.lost, kv.resurrected, kv.under_replicated, kv.keys, kv.keys_deleted
+    );
+    let under = &kv.under_r;
+    let _ = writeln!(
+        out,
+        "under R live copies (sampled every {:.0} s, {} samples): {:.0} key-seconds; {} episodes, p50 {:.0} s, p99 {:.0} s, max {:.0} s ({} open at the end); at most {} keys at once",
+        under.sample_every_s,
+        under.samples,
+        under.key_seconds,
+        under.episodes,
+        under.episode_p50_s,
+        under.episode_p99_s,
+        under.episode_max_s,
+        under.episodes_open_at_end,
+        under.peak_keys
+    );
 }
 
 fn write_lookups(out: &mut String, what: &str, stats: &LookupStats) {

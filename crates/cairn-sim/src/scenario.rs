@@ -1,11 +1,15 @@
 //! A scenario: build a ring by joins, let it settle, measure maintenance,
 //! churn it (sessions exponentially distributed, arrivals at the same rate,
-//! crashes and graceful leaves), run lookups throughout, stop, and measure how
-//! long the ring takes to become correct again.
+//! crashes and graceful leaves), run lookups and a key/value workload (puts,
+//! deletes, gets) throughout, stop, measure how long the ring takes to
+//! become correct again, and check the live stores against the model of
+//! acknowledged writes.
 
 use crate::check::check_ring;
 use crate::network::{NetworkModel, Partition};
-use crate::report::{KindTraffic, LookupStats, Report, Traffic, percentile};
+use crate::report::{
+    KindTraffic, KvReport, LookupStats, RepairTraffic, Report, Traffic, percentile,
+};
 use crate::sim::{Event, Sim, Workload};
 use cairn_core::{Id, NodeId, RingConfig};
 use std::time::{Duration, Instant};
@@ -27,9 +31,27 @@ pub struct Scenario {
     pub lookups: usize,
     /// Lookups on the settled ring at the end.
     pub final_lookups: usize,
-    /// Puts of new keys during churn (spread as a Poisson process), each
-    /// checked at the end against the live nodes' stores.
+    /// Puts during churn (spread as a Poisson process), each of its own
+    /// value: of a new key, or (a fraction `overwrite_fraction`) of a key
+    /// already named. At the end the live stores are checked against the
+    /// model of acknowledged writes (see [`crate::model`]).
     pub puts: usize,
+    /// Of the puts, the fraction that overwrite a key already named
+    /// (deleted or not) instead of naming a new one. Default 0.25.
+    pub overwrite_fraction: f64,
+    /// Deletes during churn (a Poisson process), each of a key holding an
+    /// acknowledged value. Default 0.
+    pub deletes: usize,
+    /// Gets during churn (a Poisson process) of keys already named; an answer
+    /// older than a write acknowledged before the get started is stale. Default 0.
+    pub gets: usize,
+    /// How often the keys under R live copies are counted, from the start
+    /// of churn to the end (when there is a key/value workload). Default 5 s.
+    pub sample_every: Duration,
+    /// For tests of the checks only: before the final check, put a value a
+    /// little newer than the tombstone of this many deleted keys into one
+    /// live store each (the resurrection check must count them). Default 0.
+    pub plant_resurrections: usize,
     /// Crash this many consecutive members at once, after the ring settled.
     pub consecutive_crashes: usize,
     /// Cut off the nodes of this fraction of the id space for this long, after the ring settled.
@@ -73,6 +95,11 @@ impl Default for Scenario {
             lookups: 1000,
             final_lookups: 1000,
             puts: 0,
+            overwrite_fraction: 0.25,
+            deletes: 0,
+            gets: 0,
+            sample_every: Duration::from_secs(5),
+            plant_resurrections: 0,
             consecutive_crashes: 0,
             partition: None,
             max_converge: Duration::from_secs(900),
@@ -137,6 +164,9 @@ struct Churn {
     crash_fraction: f64,
     lookup_every: Option<Duration>,
     put_every: Option<Duration>,
+    delete_every: Option<Duration>,
+    get_every: Option<Duration>,
+    overwrite_fraction: f64,
     target_nodes: usize,
     /// Arrivals are only taken while building, or while churn lasts; one
     /// scheduled before churn ended but due after it is dropped.
@@ -180,29 +210,53 @@ impl Churn {
             }
             Workload::Put => {
                 if let Some(from) = sim.random_member() {
-                    sim.start_put(from);
+                    sim.start_put(from, self.overwrite_fraction);
                 }
-                if let Some(every) = self.put_every
-                    && now < self.until
-                {
-                    let gap = exponential(sim, every);
-                    sim.schedule(now + gap, Event::Workload(Workload::Put));
+                self.again(sim, self.put_every, event);
+            }
+            Workload::Delete => {
+                if let Some(from) = sim.random_member() {
+                    sim.start_delete(from);
                 }
+                self.again(sim, self.delete_every, event);
+            }
+            Workload::Get => {
+                if let Some(from) = sim.random_member() {
+                    sim.start_get(from);
+                }
+                self.again(sim, self.get_every, event);
+            }
+            Workload::Sample => {
+                // Samples go on until the run ends (past churn, while it settles).
+                sim.sample_coverage();
+                let next = now + sim.coverage.every();
+                sim.schedule(next, Event::Workload(Workload::Sample));
             }
             Workload::Lookup => {
                 if let Some(from) = sim.random_member() {
                     let target = random_id(sim);
                     sim.start_lookup(from, target);
                 }
-                if let Some(every) = self.lookup_every
-                    && now < self.until
-                {
-                    let gap = exponential(sim, every);
-                    sim.schedule(now + gap, Event::Workload(Workload::Lookup));
-                }
+                self.again(sim, self.lookup_every, event);
             }
         }
     }
+
+    /// Schedules the next client operation of a Poisson process of mean gap
+    /// `every`, while churn lasts.
+    fn again(&self, sim: &mut Sim, every: Option<Duration>, event: Workload) {
+        if let Some(every) = every
+            && sim.now < self.until
+        {
+            let gap = exponential(sim, every);
+            sim.schedule(sim.now + gap, Event::Workload(event));
+        }
+    }
+}
+
+/// The mean gap of a Poisson process of `count` events over `duration`.
+fn every(duration: Duration, count: usize) -> Option<Duration> {
+    (count > 0).then(|| duration / count.max(1) as u32)
 }
 
 /// Runs the scenario and reports what it measured.
@@ -214,6 +268,7 @@ pub fn run(scenario: &Scenario) -> Report {
         scenario.network.clone(),
     );
     sim.kv_faults = scenario.kv_faults.clone();
+    sim.coverage = crate::coverage::Coverage::new(scenario.sample_every);
     if scenario.trace {
         sim.enable_trace();
     }
@@ -228,6 +283,9 @@ pub fn run(scenario: &Scenario) -> Report {
         crash_fraction: 0.0,
         lookup_every: None,
         put_every: None,
+        delete_every: None,
+        get_every: None,
+        overwrite_fraction: scenario.overwrite_fraction,
         target_nodes: scenario.nodes,
         building: false,
     };
@@ -309,9 +367,11 @@ pub fn run(scenario: &Scenario) -> Report {
         mean: scenario.churn_mean,
         until: churn_start + scenario.duration,
         crash_fraction: scenario.crash_fraction,
-        lookup_every: (scenario.lookups > 0)
-            .then(|| scenario.duration / scenario.lookups.max(1) as u32),
-        put_every: (scenario.puts > 0).then(|| scenario.duration / scenario.puts.max(1) as u32),
+        lookup_every: every(scenario.duration, scenario.lookups),
+        put_every: every(scenario.duration, scenario.puts),
+        delete_every: every(scenario.duration, scenario.deletes),
+        get_every: every(scenario.duration, scenario.gets),
+        overwrite_fraction: scenario.overwrite_fraction,
         target_nodes: scenario.nodes,
         building: false,
     };
@@ -325,13 +385,22 @@ pub fn run(scenario: &Scenario) -> Report {
         sim.schedule(churn_start + gap, Event::Workload(Workload::Arrive));
         disturbed = true;
     }
-    let churning = scenario.churn_mean.is_some() || scenario.lookups > 0 || scenario.puts > 0;
+    let kv_workload = scenario.puts + scenario.deletes + scenario.gets > 0;
+    let churning = scenario.churn_mean.is_some() || scenario.lookups > 0 || kv_workload;
     if churning {
-        if scenario.lookups > 0 {
-            sim.schedule(churn_start, Event::Workload(Workload::Lookup));
+        for (count, event) in [
+            (scenario.lookups, Workload::Lookup),
+            (scenario.puts, Workload::Put),
+            (scenario.deletes, Workload::Delete),
+            (scenario.gets, Workload::Get),
+        ] {
+            if count > 0 {
+                sim.schedule(churn_start, Event::Workload(event));
+            }
         }
-        if scenario.puts > 0 {
-            sim.schedule(churn_start, Event::Workload(Workload::Put));
+        if kv_workload {
+            let first = churn_start + scenario.sample_every;
+            sim.schedule(first, Event::Workload(Workload::Sample));
         }
         let step = (scenario.duration / 10).max(Duration::from_secs(1));
         let mut at = churn_start;
@@ -351,6 +420,7 @@ pub fn run(scenario: &Scenario) -> Report {
         }
         let seconds = scenario.duration.as_secs_f64();
         report.churn_traffic = traffic(&before, &sim.counters, sim.node_count() as f64, seconds);
+        report.churn_repair = RepairTraffic::from_traffic(&report.churn_traffic);
         report.churn_joins = sim.counters.joins - before.joins;
         report.churn_crashes = sim.counters.crashes - before.crashes;
         report.churn_leaves = sim.counters.leaves - before.leaves;
@@ -377,12 +447,32 @@ pub fn run(scenario: &Scenario) -> Report {
     let end = sim.now + scenario.ring.lookup_deadline + Duration::from_secs(1);
     sim.run_until(end, &mut |sim, event| idle.handle(sim, event));
     report.final_lookups = LookupStats::from_outcomes(&sim.outcomes);
-    // Handoff has had the settling time to bring every key back to R copies.
-    let (lost, under) = sim.check_replicas();
-    report.puts_acked = sim.counters.puts_acked;
-    report.puts_failed = sim.counters.puts_failed;
-    report.writes_lost = lost as u64;
-    report.keys_under_replicated = under as u64;
+    // Handoff and anti-entropy have had the settling time to bring every
+    // key back to R copies.
+    if scenario.plant_resurrections > 0 {
+        sim.plant_resurrections(scenario.plant_resurrections);
+    }
+    sim.model.finish();
+    let check = sim.check_kv();
+    report.kv = KvReport {
+        ops: sim.model.ops.clone(),
+        keys: check.keys,
+        keys_deleted: check.keys_deleted,
+        lost: check.lost,
+        resurrected: check.resurrected,
+        under_replicated: check.under_replicated,
+        under_r: sim.coverage.summary(),
+    };
+    if kv_workload {
+        say(
+            &sim,
+            &format!(
+                "checked the key/value model; {} coverage samples took {:.1} ms of wall time in all",
+                sim.coverage.samples(),
+                sim.coverage.wall.as_secs_f64() * 1000.0
+            ),
+        );
+    }
     report.keys_imbalance = keys_imbalance(&mut sim, 100_000);
     report.violation = check_ring(&sim).err().map(|v| {
         let mut text = v.to_string();

@@ -21,6 +21,9 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
+mod kv;
+pub use kv::KvCheck;
+
 /// Estimated bytes a message costs on the wire beyond its payload: IP and UDP
 /// headers, a QUIC short header, a stream frame header, the AEAD tag, and the
 /// 4-byte frame length (20 + 8 + 12 + 5 + 16 + 4).
@@ -102,8 +105,14 @@ pub enum Workload {
     Depart(NodeId),
     /// A lookup of a random id from a random member.
     Lookup,
-    /// A put of a new key from a random member.
+    /// A put from a random member (of a new key, or an overwrite).
     Put,
+    /// A delete of a key holding an acknowledged value, from a random member.
+    Delete,
+    /// A get of a key already named, from a random member.
+    Get,
+    /// Count the acknowledged keys on fewer than R live members.
+    Sample,
 }
 
 /// A queued event: when, in which order, and where its body waits in the
@@ -217,9 +226,6 @@ pub struct Counters {
     /// counts with its request.
     pub kind_messages: [u64; REQUEST_KINDS.len()],
     pub kind_bytes: [u64; REQUEST_KINDS.len()],
-    /// Puts acknowledged by a write quorum, and puts that failed (indeterminate).
-    pub puts_acked: u64,
-    pub puts_failed: u64,
     /// Crashes whose predecessor itself crashed or left before judging them
     /// (their detection time is not measured).
     pub unwatched_crashes: u64,
@@ -251,11 +257,11 @@ pub struct Sim {
     member_list: Vec<NodeId>,
     member_index: IdMap<usize>,
     lookups: HashSet<(NodeId, LookupId)>,
-    /// Puts under way: (coordinator, operation) -> key.
-    puts: HashMap<(NodeId, cairn_core::kv::OpId), String>,
-    /// The model: every acknowledged write, key -> version.
-    pub acknowledged: BTreeMap<String, cairn_core::version::Version>,
-    next_key: u64,
+    /// The key/value workload: what was written, deleted and read, and how
+    /// each operation ended.
+    pub model: crate::model::KvModel,
+    /// The keys found under R live copies at each sample while the run goes.
+    pub coverage: crate::coverage::Coverage,
     /// Crashed node -> (its true predecessor when it crashed, when), until
     /// that predecessor judges it dead.
     crashed_watch: IdMap<(NodeId, Duration)>,
@@ -287,9 +293,8 @@ impl Sim {
             member_list: Vec::new(),
             member_index: IdMap::default(),
             lookups: HashSet::new(),
-            puts: HashMap::new(),
-            acknowledged: BTreeMap::new(),
-            next_key: 0,
+            model: crate::model::KvModel::default(),
+            coverage: crate::coverage::Coverage::new(Duration::from_secs(5)),
             crashed_watch: IdMap::default(),
             detection_delays: Vec::new(),
             outcomes: Vec::new(),
@@ -666,76 +671,6 @@ impl Sim {
             node.wake = Some(at);
             self.schedule(at, Event::Wake { node: id });
         }
-    }
-
-    fn on_kv_done(
-        &mut self,
-        node: NodeId,
-        op: cairn_core::kv::OpId,
-        result: Result<cairn_core::kv::OpResult, cairn_core::kv::KvError>,
-    ) {
-        let Some(key) = self.puts.remove(&(node, op)) else {
-            return;
-        };
-        match result {
-            Ok(cairn_core::kv::OpResult::Written { version }) => {
-                self.counters.puts_acked += 1;
-                self.acknowledged.insert(key, version);
-            }
-            // Indeterminate: it may or may not have taken effect.
-            _ => self.counters.puts_failed += 1,
-        }
-    }
-
-    /// Puts a new key from member `from`.
-    pub fn start_put(&mut self, from: NodeId) {
-        let now = self.now;
-        self.next_key += 1;
-        let key = format!("key-{}", self.next_key);
-        let Some(node) = self.nodes.get_mut(&from) else {
-            return;
-        };
-        let time = node.time(now);
-        match node.core.put(time, key.as_bytes(), vec![0x5a; 64]) {
-            Ok(op) => {
-                self.puts.insert((from, op), key);
-            }
-            Err(_) => self.counters.puts_failed += 1,
-        }
-        self.drain(from);
-    }
-
-    /// Checks every acknowledged write against the live nodes' stores: how
-    /// many hold its version (or a newer one). Returns (lost, under-replicated):
-    /// keys held by no live node, and keys held by fewer than R (or fewer
-    /// than the members, in a small ring).
-    pub fn check_replicas(&self) -> (usize, usize) {
-        use cairn_store::Store;
-        let want = self.config.replicas.min(self.members.len());
-        let mut lost = 0;
-        let mut under = 0;
-        for (key, version) in &self.acknowledged {
-            let key_id = cairn_core::KeyId::of_key(key.as_bytes());
-            let holders = self
-                .members
-                .values()
-                .filter_map(|p| self.nodes.get(&p.id))
-                .filter(|n| {
-                    n.store
-                        .get(key_id)
-                        .ok()
-                        .flatten()
-                        .is_some_and(|r| r.version >= *version)
-                })
-                .count();
-            if holders == 0 {
-                lost += 1;
-            }
-            if holders < want {
-                under += 1;
-            }
-        }
-        (lost, under)
     }
 
     fn on_event(&mut self, id: NodeId, me: Peer, event: RingEvent) {
