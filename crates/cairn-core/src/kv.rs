@@ -562,8 +562,11 @@ impl Replication {
     fn send(&mut self, waiter: Waiter, to: Peer, request: Request) {
         let rpc = self.next_rpc;
         self.next_rpc += 1;
+        // Half the operation's deadline: a request lost on the way (or sent
+        // to a replica that crashed unnoticed) fails in time for the
+        // operation to ask another replica.
         self.rpcs
-            .insert(rpc, (waiter, self.now + self.config.op_deadline));
+            .insert(rpc, (waiter, self.now + self.config.op_deadline / 2));
         self.actions.push_back(KvAction::Send { rpc, to, request });
     }
 

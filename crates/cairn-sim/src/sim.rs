@@ -29,7 +29,7 @@ pub use kv::KvCheck;
 /// 4-byte frame length (20 + 8 + 12 + 5 + 16 + 4).
 pub const WIRE_OVERHEAD: usize = 65;
 /// The kinds of requests, for traffic by kind (a response counts with its request).
-pub const REQUEST_KINDS: [&str; 12] = [
+pub const REQUEST_KINDS: [&str; 13] = [
     "GetState",
     "Notify",
     "Ping",
@@ -42,6 +42,7 @@ pub const REQUEST_KINDS: [&str; 12] = [
     "Fetch",
     "StoreMany",
     "SyncRange",
+    "ListKeys",
 ];
 
 /// The index of a request's kind in [`REQUEST_KINDS`].
@@ -59,6 +60,7 @@ fn request_kind(request: &Request) -> usize {
         Request::Fetch { .. } => 9,
         Request::StoreMany { .. } => 10,
         Request::SyncRange { .. } => 11,
+        Request::ListKeys { .. } => 12,
     }
 }
 

@@ -34,7 +34,7 @@ if ! command -v python3 >/dev/null; then
     exit 2
 fi
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 (cd "$root" && cargo build --release -q -p cairn-sim)
 sim=$target/release/cairn-sim
