@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use cairn_core::KeyId;
 use cairn_core::api::{ErrorBody, KeyList, Location, Locations, LookupView, NodeInfo, RingView};
 use cairn_core::kv::{KvError, OpResult};
-use cairn_core::limits::check_key;
+use cairn_core::limits::{KeyError, check_key};
 use cairn_core::lookup::LookupError;
 use cairn_core::record::{Body as RecordBody, MAX_INLINE_VALUE};
 use cairn_core::version::Version;
@@ -81,6 +81,9 @@ pub fn router(node: Node) -> Router {
         .route("/v1/node/leave", post(leave))
         .route("/v1/ring", get(ring))
         .route("/v1/lookup/{key}", get(lookup))
+        // A `{key}` segment never matches an empty one: without these the
+        // empty key would be "no such route" instead of the key limit.
+        .route("/v1/lookup/", get(empty_key))
         .route("/v1/kv/{key}/locations", get(locations))
         .route("/v1/keys", get(list_keys))
         .route(
@@ -90,6 +93,7 @@ pub fn router(node: Node) -> Router {
                 .delete(delete_value)
                 .layer(DefaultBodyLimit::disable()),
         )
+        .route("/v1/kv/", get(empty_key).put(empty_key).delete(empty_key))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -129,6 +133,11 @@ pub fn serve(node: Node, listener: TcpListener) -> std::io::Result<SocketAddr> {
     });
     info!(%bound, "HTTP API listening");
     Ok(bound)
+}
+
+/// `/v1/kv/` and `/v1/lookup/`: a path whose key is empty.
+async fn empty_key() -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, KeyError::Empty.to_string())
 }
 
 async fn node_info(State(node): State<Node>) -> Json<NodeInfo> {

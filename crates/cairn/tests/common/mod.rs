@@ -450,15 +450,21 @@ impl Node {
 
     /// Runs the CLI against this node: `cairn --node URL ARGS...`.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(cairn_bin())
-            .arg("--node")
-            .arg(self.url())
-            .args(args)
-            .env_remove("CAIRN_NODE")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run the cairn CLI")
+        cli_at(&self.url(), args)
     }
+}
+
+/// Runs the CLI against the node at `url`: `cairn --node URL ARGS...`
+/// (stdin empty, `CAIRN_NODE` unset), and waits for it.
+pub fn cli_at(url: &str, args: &[impl AsRef<std::ffi::OsStr>]) -> std::process::Output {
+    Command::new(cairn_bin())
+        .arg("--node")
+        .arg(url)
+        .args(args)
+        .env_remove("CAIRN_NODE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the cairn CLI")
 }
 
 pub fn str_field(value: &Value, field: &str) -> Result<String, String> {
@@ -764,5 +770,206 @@ fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
         }
         out.extend_from_slice(&data[..size]);
         data = &data[size + 2..];
+    }
+}
+
+// ---- values (`/v1/kv`) ----
+//
+// These take the node's HTTP address rather than a `&Node` so that writer
+// and reader threads can share them (a `Node` owns its process' channel).
+
+/// `PUT /v1/kv/{key}`: Ok(the version stored) only on 200.
+pub fn kv_put(http: SocketAddr, key: &str, value: &str) -> Result<String, String> {
+    let path = format!("/v1/kv/{}", percent_encode(key));
+    let answer = http_send(http, "PUT", &path, value.as_bytes())?;
+    written_version(&answer, "PUT", key)
+}
+
+/// `DELETE /v1/kv/{key}`: Ok(the tombstone's version) only on 200.
+pub fn kv_delete(http: SocketAddr, key: &str) -> Result<String, String> {
+    let path = format!("/v1/kv/{}", percent_encode(key));
+    let answer = http_request(http, "DELETE", &path)?;
+    written_version(&answer, "DELETE", key)
+}
+
+fn written_version(answer: &HttpResponse, method: &str, key: &str) -> Result<String, String> {
+    if answer.status != 200 {
+        return Err(format!(
+            "{method} {key} answered {}: {}",
+            answer.status, answer.body
+        ));
+    }
+    let json = answer.json()?;
+    str_field(&json, "version").map_err(|e| format!("{method} {key}: {e}"))
+}
+
+/// `GET /v1/kv/{key}`: the value, `None` on 404 (never written, or
+/// deleted), Err on any other answer.
+pub fn kv_get(http: SocketAddr, key: &str) -> Result<Option<String>, String> {
+    Ok(kv_get_versioned(http, key)?.map(|(value, _)| value))
+}
+
+/// [`kv_get`] with the version the node sent as `ETag` (hex, unquoted).
+pub fn kv_get_versioned(http: SocketAddr, key: &str) -> Result<Option<(String, String)>, String> {
+    let answer = http_request(http, "GET", &format!("/v1/kv/{}", percent_encode(key)))?;
+    match answer.status {
+        200 => {
+            let version = answer
+                .header("etag")
+                .map(|tag| tag.trim_matches('"').to_string())
+                .ok_or_else(|| format!("GET {key}: 200 without an ETag"))?;
+            Ok(Some((answer.body, version)))
+        }
+        404 => Ok(None),
+        status => Err(format!("GET {key} answered {status}: {}", answer.body)),
+    }
+}
+
+/// One replica of `GET /v1/kv/{key}/locations`.
+#[derive(Clone, Debug)]
+pub struct Replica {
+    pub id: String,
+    /// It holds the newest version the coordinator found.
+    pub holds: bool,
+    /// It answered the coordinator in time.
+    pub answered: bool,
+    /// The version it holds (hex), if any.
+    pub version: Option<String>,
+}
+
+/// `GET /v1/kv/{key}/locations`, read.
+#[derive(Clone, Debug)]
+pub struct Locations {
+    pub key_id: String,
+    /// The replica set, in ring order.
+    pub replicas: Vec<Replica>,
+    /// The newest version any replica holds (hex).
+    pub version: Option<String>,
+    /// The newest record is a tombstone.
+    pub deleted: bool,
+    /// The whole answer, for messages.
+    pub json: Value,
+}
+
+/// `GET /v1/kv/{key}/locations` through the node at `http`.
+pub fn kv_locations(http: SocketAddr, key: &str) -> Result<Locations, String> {
+    let path = format!("/v1/kv/{}/locations", percent_encode(key));
+    let answer = http_request(http, "GET", &path)?;
+    if answer.status != 200 {
+        return Err(format!(
+            "locations of {key} answered {}: {}",
+            answer.status, answer.body
+        ));
+    }
+    let json = answer.json()?;
+    let replicas = json["replicas"]
+        .as_array()
+        .ok_or_else(|| format!("locations of {key}: no replicas array: {json}"))?
+        .iter()
+        .map(|r| {
+            Ok(Replica {
+                id: str_field(r, "id")?,
+                holds: r["holds"].as_bool().ok_or("no bool \"holds\"")?,
+                answered: r["answered"].as_bool().ok_or("no bool \"answered\"")?,
+                version: r["version"].as_str().map(str::to_string),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|e| format!("locations of {key}: {e}: {json}"))?;
+    Ok(Locations {
+        key_id: str_field(&json, "key_id")?,
+        replicas,
+        version: json["version"].as_str().map(str::to_string),
+        deleted: json["deleted"].as_bool().unwrap_or(false),
+        json,
+    })
+}
+
+/// The replica set DESIGN.md prescribes for `key_id` on a ring of `ids`:
+/// successor(key id) and the next `replicas - 1` nodes clockwise (all of
+/// them on a smaller ring), in ring order.
+pub fn replica_set(ids: &[&str], key_id: &str, replicas: usize) -> Vec<String> {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    let owner = true_successor(ids, key_id);
+    let at = sorted
+        .iter()
+        .position(|id| *id == owner)
+        .expect("the successor is one of the ids");
+    (0..replicas.min(sorted.len()))
+        .map(|k| sorted[(at + k) % sorted.len()].to_string())
+        .collect()
+}
+
+/// Checks, through the node at `http`, that `key` is on exactly the replica
+/// set `live` prescribes (R = 3) and that every member of it answered and
+/// holds the newest version; returns the locations for further checks.
+pub fn check_fully_replicated(
+    http: SocketAddr,
+    key: &str,
+    live: &[&str],
+) -> Result<Locations, String> {
+    let located = kv_locations(http, key)?;
+    let expected = replica_set(live, &located.key_id, 3);
+    let named: Vec<&str> = located.replicas.iter().map(|r| r.id.as_str()).collect();
+    if named != expected {
+        return Err(format!(
+            "{key}: replica set [{}], expected [{}]: {}",
+            shorts(&named),
+            shorts(&expected),
+            located.json
+        ));
+    }
+    if located.version.is_none() {
+        return Err(format!("{key}: no replica holds it: {}", located.json));
+    }
+    if let Some(missing) = located.replicas.iter().find(|r| !r.holds) {
+        return Err(format!(
+            "{key}: {} does not hold the newest version: {}",
+            &missing.id[..8.min(missing.id.len())],
+            located.json
+        ));
+    }
+    Ok(located)
+}
+
+fn shorts(ids: &[impl AsRef<str>]) -> String {
+    ids.iter()
+        .map(|id| id.as_ref().get(..8).unwrap_or(id.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs `work` on every item from `threads` threads at once (each takes the
+/// next item not taken yet); the first error, if any, after all have ended.
+pub fn in_parallel<T: Sync>(
+    threads: usize,
+    items: &[T],
+    work: impl Fn(&T) -> Result<(), String> + Sync,
+) -> Result<(), String> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let errors = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(at) else { break };
+                    if let Err(error) = work(item) {
+                        errors
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .push(error);
+                    }
+                }
+            });
+        }
+    });
+    let errors = errors
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match errors.first() {
+        None => Ok(()),
+        Some(first) => Err(format!("{} failed; the first: {first}", errors.len())),
     }
 }
