@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    Node, Scratch, check_fully_replicated, converge, eventually, kv_delete, kv_get, kv_put,
-    start_ring,
+    Node, Scratch, check_fully_replicated, converge, eventually, in_parallel, kv_delete, kv_get,
+    kv_put, start_ring,
 };
 use std::time::Duration;
 
@@ -32,17 +32,21 @@ fn every_acknowledged_value_survives_two_crashes() {
     let scratch = Scratch::new("kv_two_crashes");
     let mut nodes = start_ring(&scratch, 5);
     converge("a ring of 5 forms", &refs(&nodes));
-    for n in 0..KEYS {
-        kv_put(nodes[0].http, &key(n), &value(n)).unwrap_or_else(|e| panic!("{e}"));
-    }
-    for n in 0..KEYS {
-        assert_eq!(
-            kv_get(nodes[3].http, &key(n)).unwrap_or_else(|e| panic!("{e}")),
-            Some(value(n)),
-            "{} read back through another node",
-            key(n)
-        );
-    }
+    let all: Vec<usize> = (0..KEYS).collect();
+    let (writer, reader) = (nodes[0].http, nodes[3].http);
+    // Eight writers through one node (a node serves clients concurrently).
+    in_parallel(8, &all, |n| {
+        kv_put(writer, &key(*n), &value(*n)).map(|_| ())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    in_parallel(8, &all, |n| match kv_get(reader, &key(*n))? {
+        Some(found) if found == value(*n) => Ok(()),
+        other => Err(format!(
+            "{} read back through another node: {other:?}",
+            key(*n)
+        )),
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     // Two neighbours at once: some keys lose two of their three replicas.
     let mut second = nodes.remove(2);
     let mut first = nodes.remove(1);
