@@ -450,3 +450,369 @@ fn overlaps(range: KeyRange, node: TreeNode) -> bool {
         || range.contains(KeyId(high))
         || (low <= range.through && range.through <= high)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::entry_hash;
+    use crate::id::{Id, NodeId};
+    use crate::kv::{KvAction, KvConfig};
+    use crate::version::HlcTimestamp;
+    use std::time::Duration;
+
+    fn peer(n: u64) -> Peer {
+        Peer {
+            id: NodeId(Id::from_high_u64(n)),
+            addr: format!("127.0.0.1:{}", 7000 + n).parse().expect("addr"),
+        }
+    }
+
+    fn record(key: &[u8], ms: u64) -> Record {
+        let version = Version::new(
+            HlcTimestamp {
+                physical_ms: ms,
+                logical: 0,
+            },
+            peer(1).id,
+        );
+        Record::value(key, version, format!("{ms}").into_bytes())
+    }
+
+    /// One side's store, as a map, answering what a real store would.
+    #[derive(Default)]
+    struct Side(BTreeMap<KeyId, Record>);
+
+    impl Side {
+        fn with(records: &[Record]) -> Side {
+            Side(records.iter().map(|r| (r.key_id, r.clone())).collect())
+        }
+
+        fn under(&self, range: KeyRange, node: TreeNode) -> impl Iterator<Item = &Record> {
+            let buckets = node.buckets();
+            self.0.values().filter(move |r| {
+                range.contains(r.key_id)
+                    && buckets.contains(&(TreeNode::bucket_of(r.key_id).index() as u16))
+            })
+        }
+
+        fn digest(&self, range: KeyRange, node: TreeNode) -> NodeDigest {
+            let mut digest = NodeDigest {
+                node,
+                count: 0,
+                sum: Id::ZERO,
+            };
+            for record in self.under(range, node) {
+                digest.count += 1;
+                digest.sum = digest
+                    .sum
+                    .wrapping_add(entry_hash(record.key_id, record.version));
+            }
+            digest
+        }
+
+        fn versions(&self, range: KeyRange, nodes: &[TreeNode]) -> Vec<(KeyId, Version)> {
+            nodes
+                .iter()
+                .flat_map(|node| self.under(range, *node).map(|r| (r.key_id, r.version)))
+                .collect()
+        }
+
+        fn apply(&mut self, records: Vec<Record>) {
+            for record in records {
+                let newer = self
+                    .0
+                    .get(&record.key_id)
+                    .is_none_or(|held| held.version < record.version);
+                if newer {
+                    self.0.insert(record.key_id, record);
+                }
+            }
+        }
+
+        fn storage(&mut self, request: StorageRequest) -> StorageOutcome {
+            match request {
+                StorageRequest::Digest { range } => {
+                    StorageOutcome::Digest(self.digest(range, TreeNode::ROOT))
+                }
+                StorageRequest::DigestNodes { range, nodes } => {
+                    StorageOutcome::Digests(nodes.iter().map(|n| self.digest(range, *n)).collect())
+                }
+                StorageRequest::Versions { range, nodes, .. } => {
+                    StorageOutcome::Versions(self.versions(range, &nodes))
+                }
+                StorageRequest::Get(key_id) => StorageOutcome::Got(self.0.get(&key_id).cloned()),
+                StorageRequest::Apply(records) => {
+                    let won = vec![true; records.len()];
+                    self.apply(records);
+                    StorageOutcome::Applied(won)
+                }
+                StorageRequest::Scan { .. } => StorageOutcome::Scanned(Vec::new()),
+                other => StorageOutcome::Failed(format!("not in this test: {other:?}")),
+            }
+        }
+
+        fn answer(&mut self, request: Request) -> Response {
+            match request {
+                Request::SyncRange { range } => Response::Digest {
+                    digest: self.digest(range, TreeNode::ROOT),
+                },
+                Request::SyncNodes { range, nodes } => Response::Digests {
+                    digests: nodes.iter().map(|n| self.digest(range, *n)).collect(),
+                },
+                Request::ListVersions { range, nodes } => Response::Versions {
+                    entries: self.versions(range, &nodes),
+                },
+                Request::Fetch { key_id } => Response::Record {
+                    record: self.0.get(&key_id).cloned().map(Box::new),
+                },
+                Request::StoreMany { records } => {
+                    self.apply(records);
+                    Response::Stored { won: true }
+                }
+                other => Response::Error {
+                    reason: format!("not in this test: {other:?}"),
+                },
+            }
+        }
+    }
+
+    /// Node 1 holding the whole ring with node 2, its handoff done: the
+    /// next timeout starts a sync.
+    fn node_with_replica(mine: &mut Side) -> Replication {
+        let mut kv = Replication::new(peer(1), KvConfig::default());
+        kv.on_holding(
+            Duration::ZERO,
+            KeyRange::whole(),
+            KeyRange::whole(),
+            vec![peer(1), peer(2)],
+            None,
+        );
+        // The handoff to the new replica reads an (empty) page and ends.
+        run(&mut kv, mine, &mut Side::default(), |_| None);
+        assert!(!kv.handing_off());
+        let every = kv.config().sync_every;
+        kv.handle_timeout(every, 0);
+        kv
+    }
+
+    /// Carries out every action, answering from `mine` and `theirs` (or with
+    /// `intercept`'s answer, `Some(None)` for a failure), until none are
+    /// left; returns the requests sent to the peer.
+    fn run(
+        kv: &mut Replication,
+        mine: &mut Side,
+        theirs: &mut Side,
+        mut intercept: impl FnMut(&Request) -> Option<Option<Response>>,
+    ) -> Vec<Request> {
+        let mut sent = Vec::new();
+        let now = kv.config().sync_every;
+        while let Some(action) = kv.poll_action() {
+            match action {
+                KvAction::Storage { ticket, request } => {
+                    let outcome = mine.storage(request);
+                    kv.on_storage(now, ticket, outcome);
+                }
+                KvAction::Send { rpc, to, request } => {
+                    assert_eq!(to, peer(2));
+                    sent.push(request.clone());
+                    match intercept(&request) {
+                        Some(Some(response)) => kv.handle_response(now, rpc, response),
+                        Some(None) => kv.handle_failure(now, rpc),
+                        None => {
+                            let response = theirs.answer(request);
+                            kv.handle_response(now, rpc, response);
+                        }
+                    }
+                }
+                other => panic!("unexpected action {other:?}"),
+            }
+        }
+        sent
+    }
+
+    fn kinds(sent: &[Request]) -> Vec<&'static str> {
+        sent.iter()
+            .map(|r| match r {
+                Request::SyncRange { .. } => "SyncRange",
+                Request::SyncNodes { .. } => "SyncNodes",
+                Request::ListVersions { .. } => "ListVersions",
+                Request::StoreMany { .. } => "StoreMany",
+                Request::Fetch { .. } => "Fetch",
+                _ => "other",
+            })
+            .collect()
+    }
+
+    fn common() -> Vec<Record> {
+        (0..50)
+            .map(|i| record(format!("k{i}").as_bytes(), 5))
+            .collect()
+    }
+
+    #[test]
+    fn equal_roots_end_the_sync_after_one_round_trip() {
+        let mut mine = Side::with(&common());
+        let mut theirs = Side::with(&common());
+        let mut kv = node_with_replica(&mut mine);
+        let sent = run(&mut kv, &mut mine, &mut theirs, |_| None);
+        assert_eq!(kinds(&sent), vec!["SyncRange"]);
+        assert!(kv.syncs.is_empty());
+        assert_eq!((kv.sync_sent_records, kv.sync_fetched_records), (0, 0));
+        assert_eq!(kv.syncs_differing, 0);
+    }
+
+    #[test]
+    fn a_key_newer_here_descends_to_its_bucket_and_only_it_is_sent() {
+        let newer = record(b"k7", 9);
+        let mut mine = Side::with(&common());
+        mine.apply(vec![newer.clone(), record(b"only here", 3)]);
+        let mut theirs = Side::with(&common());
+        let mut kv = node_with_replica(&mut mine);
+        let sent = run(&mut kv, &mut mine, &mut theirs, |_| None);
+        assert_eq!(
+            kinds(&sent),
+            vec![
+                "SyncRange",
+                "SyncNodes",
+                "SyncNodes",
+                "SyncNodes",
+                "ListVersions",
+                "StoreMany"
+            ]
+        );
+        let Some(Request::ListVersions { nodes, .. }) = sent.get(4) else {
+            panic!("versions listed: {sent:?}");
+        };
+        let mut expected = vec![
+            TreeNode::bucket_of(newer.key_id),
+            TreeNode::bucket_of(KeyId::of_key(b"only here")),
+        ];
+        expected.sort();
+        expected.dedup();
+        assert_eq!(nodes, &expected, "only the differing buckets");
+        let Some(Request::StoreMany { records }) = sent.last() else {
+            panic!("a page sent: {sent:?}");
+        };
+        let mut keys: Vec<&[u8]> = records.iter().map(|r| r.key.as_slice()).collect();
+        keys.sort();
+        assert_eq!(keys, vec![b"k7".as_slice(), b"only here"]);
+        assert_eq!(theirs.0.get(&newer.key_id), Some(&newer));
+        assert_eq!(theirs.0.len(), mine.0.len());
+        assert_eq!(kv.sync_sent_records, 2);
+        assert!(kv.syncs.is_empty());
+    }
+
+    #[test]
+    fn a_key_newer_at_the_replica_is_fetched_and_applied_here() {
+        let newer = record(b"k7", 9);
+        let mut mine = Side::with(&common());
+        let mut theirs = Side::with(&common());
+        theirs.apply(vec![newer.clone()]);
+        let mut kv = node_with_replica(&mut mine);
+        let sent = run(&mut kv, &mut mine, &mut theirs, |_| None);
+        assert_eq!(
+            kinds(&sent),
+            vec![
+                "SyncRange",
+                "SyncNodes",
+                "SyncNodes",
+                "SyncNodes",
+                "ListVersions",
+                "Fetch"
+            ]
+        );
+        assert_eq!(
+            sent.last(),
+            Some(&Request::Fetch {
+                key_id: newer.key_id
+            })
+        );
+        assert_eq!(mine.0.get(&newer.key_id), Some(&newer));
+        assert_eq!(kv.sync_fetched_records, 1);
+        // Now equal: the next sync is one round trip.
+        let every = kv.config().sync_every;
+        kv.handle_timeout(every * 2, 0);
+        let again = run(&mut kv, &mut mine, &mut theirs, |_| None);
+        assert_eq!(kinds(&again), vec!["SyncRange"]);
+    }
+
+    #[test]
+    fn a_failed_or_malformed_answer_mid_descent_ends_the_sync() {
+        let answers = [
+            None,
+            Some(Response::Error {
+                reason: "busy".into(),
+            }),
+            Some(Response::Digests {
+                digests: Vec::new(),
+            }),
+        ];
+        for answer in answers {
+            let mut mine = Side::with(&common());
+            mine.apply(vec![record(b"k7", 9)]);
+            let mut theirs = Side::with(&common());
+            let mut kv = node_with_replica(&mut mine);
+            let mut levels = 0;
+            let sent = run(&mut kv, &mut mine, &mut theirs, |request| {
+                if matches!(request, Request::SyncNodes { .. }) {
+                    levels += 1;
+                    if levels == 2 {
+                        return Some(answer.clone());
+                    }
+                }
+                None
+            });
+            assert_eq!(
+                kinds(&sent),
+                vec!["SyncRange", "SyncNodes", "SyncNodes"],
+                "{answer:?}: nothing after the bad answer"
+            );
+            assert!(kv.syncs.is_empty(), "{answer:?}: the sync ended");
+            assert_eq!(theirs.0.len(), common().len(), "{answer:?}: nothing sent");
+        }
+    }
+
+    #[test]
+    fn a_peer_asking_for_more_than_a_sync_does_is_refused() {
+        let mut kv = Replication::new(peer(2), KvConfig::default());
+        let too_many = Request::SyncNodes {
+            range: KeyRange::whole(),
+            nodes: vec![TreeNode::ROOT; MAX_SYNC_NODES + 1],
+        };
+        let not_buckets = Request::ListVersions {
+            range: KeyRange::whole(),
+            nodes: vec![TreeNode::ROOT],
+        };
+        for request in [too_many, not_buckets] {
+            let answer = kv.handle_request(Duration::ZERO, peer(1), InboundId(1), request);
+            assert!(matches!(answer, Some(Response::Error { .. })), "{answer:?}");
+        }
+        assert!(kv.poll_action().is_none(), "the store is not asked");
+    }
+
+    #[test]
+    fn a_cut_version_list_is_compared_only_over_its_whole_buckets() {
+        let range = KeyRange::whole();
+        let buckets: Vec<TreeNode> = (0..3)
+            .map(|i| TreeNode::new(crate::digest::LEAF_LEVEL, i).expect("in bounds"))
+            .collect();
+        let key_in = |bucket: u16, n: u32| {
+            let mut id = crate::digest::bucket_low(bucket);
+            id.0[28..].copy_from_slice(&n.to_be_bytes());
+            KeyId(id)
+        };
+        let v = record(b"x", 5).version;
+        // Mine is cut in bucket 1; theirs is whole and lacks a key in every bucket.
+        let mut mine: Vec<(KeyId, Version)> = (0..MAX_SYNC_VERSIONS as u32 - 2)
+            .map(|n| (key_in(0, n + 1), v))
+            .collect();
+        mine.push((key_in(1, 1), v));
+        mine.push((key_in(1, 2), v));
+        let theirs: Vec<(KeyId, Version)> = mine[1..mine.len() - 1].to_vec();
+        let (send, fetch) = versions_differing(range, &buckets, &mine, &theirs).expect("sound");
+        assert_eq!(send, vec![key_in(0, 1)], "bucket 1 is not compared: cut");
+        assert!(fetch.is_empty());
+        let outside = vec![(key_in(5, 1), v)];
+        assert_eq!(versions_differing(range, &buckets, &outside, &[]), None);
+    }
+}
