@@ -34,22 +34,27 @@ use crate::version::Version;
 use crate::wire::{Peer, Request, Response};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The most differing nodes of one level whose children are asked next;
-/// the rest are followed at a later period.
-pub const MAX_SYNC_PARENTS: usize = 64;
+/// The most differing nodes of one level whose children are asked next
+/// (all 256 of level 2: the bound that binds is the version list's); the
+/// rest are followed at a later period.
+pub const MAX_SYNC_PARENTS: usize = 256;
 /// The most tree nodes one `SyncNodes` asks for (16 children of each of
-/// [`MAX_SYNC_PARENTS`] parents): about 40 bytes a digest, some 40 KiB.
+/// [`MAX_SYNC_PARENTS`] parents): about 40 bytes a digest, some 160 KiB.
 pub const MAX_SYNC_NODES: usize = 16 * MAX_SYNC_PARENTS;
-/// The most buckets one `ListVersions` asks for.
-pub const MAX_SYNC_BUCKETS: usize = 64;
+/// The most buckets one `ListVersions` asks for (all of them: a replica
+/// that missed a whole range, its handoff given up, is repaired in one
+/// period if the version lists fit).
+pub const MAX_SYNC_BUCKETS: usize = crate::digest::BUCKETS as usize;
 /// The most (key id, version) entries one `ListVersions` answers with: some
 /// 75 bytes each, about 600 KiB, well inside a frame. A list cut there is
 /// compared only over the buckets it holds whole, and the next period goes
 /// on from there (a single bucket of more entries than this, some 2^25
 /// records in a store, would never be compared).
 pub const MAX_SYNC_VERSIONS: usize = 8192;
-/// The most keys one sync sends, and the most it fetches.
-pub const MAX_SYNC_KEYS: usize = 256;
+/// The most keys one sync sends, and the most it fetches; the rest go at
+/// the next period. The records sent are read and sent at once (pages of
+/// [`PUSH_PAGE_RECORDS`]), so this also bounds that burst.
+pub const MAX_SYNC_KEYS: usize = 1024;
 
 /// Where a sync is.
 #[derive(Clone, Debug, PartialEq, Eq)]
