@@ -18,6 +18,10 @@
 //! of the key's replica set confirmed holding it, and a tombstone once it is
 //! past its grace ([`cleanup`]).
 //!
+//! Anti-entropy ([`sync`]): every period, a node compares its primary range
+//! with each other replica of it, descending the digest tree from the root
+//! to the buckets that differ, and moves only the records that differ.
+//!
 //! Invariants:
 //! - an operation ends exactly once: `Ok` only with its quorum of answers,
 //!   an error (with how many answered) as soon as the quorum cannot be
@@ -974,6 +978,7 @@ impl Replication {
                     StorageOutcome::Got(record) => Some(record),
                     StorageOutcome::Failed(_)
                     | StorageOutcome::Scanned(_)
+                    | StorageOutcome::Records(_)
                     | StorageOutcome::Digest(_)
                     | StorageOutcome::Digests(_)
                     | StorageOutcome::Versions(_)
@@ -999,7 +1004,7 @@ impl Replication {
                     StorageOutcome::Digest(digest) => Response::Digest { digest },
                     StorageOutcome::Digests(digests) => Response::Digests { digests },
                     StorageOutcome::Versions(entries) => Response::Versions { entries },
-                    StorageOutcome::Scanned(_) => Response::Error {
+                    StorageOutcome::Scanned(_) | StorageOutcome::Records(_) => Response::Error {
                         reason: "internal: a scan answered a store".into(),
                     },
                     StorageOutcome::Got(record) => Response::Record {

@@ -26,6 +26,8 @@ pub enum StorageRequest {
     Remove(Vec<(KeyId, Version)>),
     /// The record of this key id, if any (a value or a tombstone).
     Get(KeyId),
+    /// The records of these key ids, those there are; answered with `Records`.
+    GetMany(Vec<KeyId>),
     /// Up to `limit` records in `range`, clockwise from its start.
     Scan { range: KeyRange, limit: usize },
     /// The digest of what is stored in `range` (the root of the digest tree).
@@ -63,6 +65,9 @@ pub enum StorageOutcome {
     Got(Option<Record>),
     /// The answer to a `Scan`.
     Scanned(Vec<Record>),
+    /// The answer to a `GetMany`, in the order asked; ids with no record
+    /// are left out.
+    Records(Vec<Record>),
     /// The answer to a `Digest`.
     Digest(NodeDigest),
     /// The answer to a `DigestNodes`, one per node asked, in order.

@@ -261,6 +261,54 @@ mod tests {
     }
 
     #[test]
+    fn golden_bytes_of_anti_entropy() {
+        let range = KeyRange::new(Id([1; 32]), Id::MAX);
+        let range_hex = format!("{}{}", "01".repeat(32), "ff".repeat(32));
+        assert_eq!(
+            encode(&Request::SyncRange { range }),
+            format!("0b{range_hex}")
+        );
+        let bucket = TreeNode::new(crate::digest::LEAF_LEVEL, 4095).expect("in bounds");
+        assert_eq!(
+            encode(&Request::SyncNodes {
+                range,
+                nodes: vec![TreeNode::ROOT]
+            }),
+            format!("0d{range_hex}010000")
+        );
+        assert_eq!(
+            encode(&Request::ListVersions {
+                range,
+                nodes: vec![bucket]
+            }),
+            format!("0e{range_hex}0103ff1f")
+        );
+        assert_eq!(
+            encode(&Response::Digests {
+                digests: vec![NodeDigest {
+                    node: TreeNode::ROOT,
+                    count: 1,
+                    sum: Id([9; 32])
+                }]
+            }),
+            format!("0b01000001{}", "09".repeat(32))
+        );
+        let version = Version::new(
+            crate::version::HlcTimestamp {
+                physical_ms: 300,
+                logical: 1,
+            },
+            NodeId(Id([2; 32])),
+        );
+        assert_eq!(
+            encode(&Response::Versions {
+                entries: vec![(KeyId(Id([3; 32])), version)]
+            }),
+            format!("0c01{}ac0201{}", "03".repeat(32), "02".repeat(32))
+        );
+    }
+
+    #[test]
     fn golden_bytes_of_finger_checks() {
         assert_eq!(encode(&Request::GetPredecessor), "05");
         assert_eq!(encode(&Response::Predecessor { predecessor: None }), "0600");

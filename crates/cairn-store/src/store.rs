@@ -176,6 +176,17 @@ pub fn execute(
             Ok(record) => StorageOutcome::Got(record),
             Err(error) => StorageOutcome::Failed(error.to_string()),
         },
+        StorageRequest::GetMany(key_ids) => {
+            let mut records = Vec::new();
+            for key_id in key_ids {
+                match store.get(key_id) {
+                    Ok(Some(record)) => records.push(record),
+                    Ok(None) => {}
+                    Err(error) => return StorageOutcome::Failed(error.to_string()),
+                }
+            }
+            StorageOutcome::Records(records)
+        }
         StorageRequest::Digest { range } => match store.digest(range, TreeNode::root()) {
             Ok(digest) => StorageOutcome::Digest(digest),
             Err(error) => StorageOutcome::Failed(error.to_string()),

@@ -1,5 +1,6 @@
 //! Anti-entropy's storage requests through `execute`, on both backends:
-//! digests of several tree nodes at once, and version lists of buckets.
+//! digests of several tree nodes at once, version lists of buckets, and
+//! records read by the batch.
 
 mod common;
 
@@ -59,6 +60,12 @@ fn digests_and_version_lists_of_tree_nodes_answer_node_by_node() {
             )
         };
         assert_eq!(listed(100), StorageOutcome::Versions(all.clone()), "{name}");
+        let absent = cairn_core::id::KeyId::of_key(b"absent");
+        assert_eq!(
+            execute(store.as_ref(), StorageRequest::GetMany(vec![b, absent, a])),
+            StorageOutcome::Records(vec![records[1].clone(), records[0].clone()]),
+            "{name}: the records there are, in the order asked"
+        );
         assert_eq!(
             listed(1),
             StorageOutcome::Versions(all[..1].to_vec()),

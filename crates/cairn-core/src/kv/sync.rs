@@ -53,7 +53,7 @@ pub const MAX_SYNC_BUCKETS: usize = crate::digest::BUCKETS as usize;
 pub const MAX_SYNC_VERSIONS: usize = 8192;
 /// The most keys one sync sends, and the most it fetches; the rest go at
 /// the next period. The records sent are read and sent at once (pages of
-/// [`PUSH_PAGE_RECORDS`]), so this also bounds that burst.
+/// [`PUSH_PAGE_RECORDS`]) after one store call, so this also bounds that burst.
 pub const MAX_SYNC_KEYS: usize = 1024;
 
 /// Where a sync is.
@@ -65,8 +65,8 @@ enum Step {
     Nodes(Vec<TreeNode>),
     /// Comparing the version lists of these buckets.
     Buckets(Vec<TreeNode>),
-    /// Reading the records to send: how many reads are still out.
-    Reading(usize),
+    /// Reading the records to send.
+    Reading,
 }
 
 /// One side's answer to the current step.
@@ -84,8 +84,6 @@ pub(super) struct Sync {
     step: Step,
     mine: Option<Answer>,
     theirs: Option<Answer>,
-    /// Records read to be sent (the `Reading` step).
-    read: Vec<Record>,
 }
 
 impl Replication {
@@ -113,7 +111,6 @@ impl Replication {
                     step: Step::Root,
                     mine: None,
                     theirs: None,
-                    read: Vec::new(),
                 },
             );
             self.ask_step(sync);
@@ -154,7 +151,7 @@ impl Replication {
                     nodes: nodes.clone(),
                 },
             ),
-            Step::Reading(_) => return,
+            Step::Reading => return,
         };
         self.store(Waiter::Sync(sync), local);
         self.send(Waiter::Sync(sync), peer, remote);
@@ -166,8 +163,8 @@ impl Replication {
             return; // Ended already.
         };
         let answer = match (&state.step, outcome) {
-            (Step::Reading(_), StorageOutcome::Got(record)) => {
-                return self.on_sync_read(sync, record);
+            (Step::Reading, StorageOutcome::Records(records)) => {
+                return self.on_sync_read(sync, records);
             }
             (Step::Root, StorageOutcome::Digest(digest)) => Answer::Digests(vec![digest]),
             (Step::Nodes(_), StorageOutcome::Digests(digests)) => Answer::Digests(digests),
@@ -262,34 +259,19 @@ impl Replication {
             return;
         }
         let peer = state.peer;
-        state.step = Step::Reading(send.len());
+        state.step = Step::Reading;
         for key_id in fetch {
             self.send(Waiter::Pull(key_id), peer, Request::Fetch { key_id });
         }
         if send.is_empty() {
             return self.end_sync(sync);
         }
-        for key_id in send {
-            self.store(Waiter::Sync(sync), StorageRequest::Get(key_id));
-        }
+        self.store(Waiter::Sync(sync), StorageRequest::GetMany(send));
     }
 
-    /// A record to send was read (`None`: gone meanwhile); once all are,
-    /// they go to the peer in pages.
-    fn on_sync_read(&mut self, sync: u64, record: Option<Record>) {
-        let Some(state) = self.syncs.get_mut(&sync) else {
-            return;
-        };
-        let Step::Reading(left) = &mut state.step else {
-            return;
-        };
-        *left = left.saturating_sub(1);
-        if let Some(record) = record {
-            state.read.push(record);
-        }
-        if *left > 0 {
-            return;
-        }
+    /// The records to send were read (those gone meanwhile left out): they
+    /// go to the peer in pages.
+    fn on_sync_read(&mut self, sync: u64, records: Vec<Record>) {
         let Some(state) = self.syncs.remove(&sync) else {
             return;
         };
@@ -298,7 +280,7 @@ impl Replication {
         }
         let mut page: Vec<Record> = Vec::new();
         let mut bytes = 0;
-        for record in state.read {
+        for record in records {
             let size = record.stored_bytes();
             if !page.is_empty()
                 && (page.len() >= PUSH_PAGE_RECORDS || bytes + size > PUSH_PAGE_BYTES)
@@ -545,7 +527,12 @@ mod tests {
                 StorageRequest::Versions { range, nodes, .. } => {
                     StorageOutcome::Versions(self.versions(range, &nodes))
                 }
-                StorageRequest::Get(key_id) => StorageOutcome::Got(self.0.get(&key_id).cloned()),
+                StorageRequest::GetMany(key_ids) => StorageOutcome::Records(
+                    key_ids
+                        .iter()
+                        .filter_map(|k| self.0.get(k).cloned())
+                        .collect(),
+                ),
                 StorageRequest::Apply(records) => {
                     let won = vec![true; records.len()];
                     self.apply(records);
