@@ -205,11 +205,10 @@ impl Replication {
         };
         let next = match (&state.step, mine, theirs) {
             (Step::Root, Answer::Digests(mine), Answer::Digests(theirs)) => {
-                differing(&[TreeNode::ROOT], mine, theirs).map(|differ| {
+                differing(&[TreeNode::ROOT], mine, theirs).inspect(|differ| {
                     if !differ.is_empty() {
                         self.syncs_differing += 1;
                     }
-                    differ
                 })
             }
             (Step::Nodes(nodes), Answer::Digests(mine), Answer::Digests(theirs)) => {
