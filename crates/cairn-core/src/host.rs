@@ -286,6 +286,8 @@ impl Host {
             | Request::Fetch { .. }
             | Request::StoreMany { .. }
             | Request::SyncRange { .. }
+            | Request::SyncNodes { .. }
+            | Request::ListVersions { .. }
             | Request::ListKeys { .. } => self.replicate(time, from, inbound, request),
             ring_request => self
                 .ring

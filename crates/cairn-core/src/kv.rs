@@ -18,6 +18,10 @@
 //! of the key's replica set confirmed holding it, and a tombstone once it is
 //! past its grace ([`cleanup`]).
 //!
+//! Anti-entropy ([`sync`]): every period, a node compares its primary range
+//! with each other replica of it, descending the digest tree from the root
+//! to the buckets that differ, and moves only the records that differ.
+//!
 //! Invariants:
 //! - an operation ends exactly once: `Ok` only with its quorum of answers,
 //!   an error (with how many answered) as soon as the quorum cannot be
@@ -40,8 +44,12 @@ use std::time::Duration;
 
 mod cleanup;
 mod list;
+mod sync;
 pub use cleanup::{CLEANUP_PAGE_RECORDS, CleanupCounters};
 pub use list::{MAX_LIST_BYTES, MAX_LIST_KEYS};
+pub use sync::{
+    MAX_SYNC_BUCKETS, MAX_SYNC_KEYS, MAX_SYNC_NODES, MAX_SYNC_PARENTS, MAX_SYNC_VERSIONS,
+};
 
 /// Replication's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -268,17 +276,11 @@ enum Waiter {
     Inbound(InboundId),
     /// A page of handoff `push`: read from the store, or sent to its target.
     Push(u64),
-    /// Anti-entropy `sync`: the local digest, or the replica's.
+    /// Anti-entropy `sync`: a step's local or remote answer, or a record
+    /// read to be sent.
     Sync(u64),
-}
-
-/// One anti-entropy comparison of `range` with `peer`.
-#[derive(Clone, Debug)]
-struct Sync {
-    peer: Peer,
-    range: KeyRange,
-    mine: Option<crate::digest::NodeDigest>,
-    theirs: Option<crate::digest::NodeDigest>,
+    /// Anti-entropy's fetch of a record the peer holds newer.
+    Pull(KeyId),
 }
 
 /// Records of `range` pushed to `to`, a page at a time; `rest` is what is
@@ -330,11 +332,15 @@ pub struct Replication {
     pushes: BTreeMap<u64, Push>,
     holding: Option<Holding>,
     next_sync_id: u64,
-    syncs: BTreeMap<u64, Sync>,
+    syncs: BTreeMap<u64, sync::Sync>,
     /// When the next anti-entropy round starts (once this node holds a range).
     next_sync: Option<Duration>,
-    /// Ranges found to differ from a replica's, and synced both ways.
+    /// Syncs whose root digests differed (and so descended the tree).
     pub syncs_differing: u64,
+    /// Records anti-entropy sent to a replica, and fetched from one and
+    /// applied here.
+    pub sync_sent_records: u64,
+    pub sync_fetched_records: u64,
     /// Listings under way.
     listings: BTreeMap<OpId, list::Listing>,
     /// The pass dropping what this node need not keep, if one is under way.
@@ -389,6 +395,8 @@ impl Replication {
             syncs: BTreeMap::new(),
             next_sync: None,
             syncs_differing: 0,
+            sync_sent_records: 0,
+            sync_fetched_records: 0,
             listings: BTreeMap::new(),
             cleanup: None,
             cleanup_counters: CleanupCounters::default(),
@@ -713,7 +721,7 @@ impl Replication {
     pub fn handle_request(
         &mut self,
         now: Duration,
-        from: Peer,
+        _from: Peer,
         inbound: InboundId,
         request: Request,
     ) -> Option<Response> {
@@ -738,13 +746,9 @@ impl Replication {
                 self.store(Waiter::Inbound(inbound), StorageRequest::Get(key_id));
                 None
             }
-            Request::SyncRange { range, push_back } => {
-                if push_back {
-                    self.start_push(from, range);
-                }
-                self.store(Waiter::Inbound(inbound), StorageRequest::Digest { range });
-                None
-            }
+            Request::SyncRange { .. }
+            | Request::SyncNodes { .. }
+            | Request::ListVersions { .. } => self.serve_sync(inbound, request),
             Request::ListKeys {
                 range,
                 prefix,
@@ -959,72 +963,6 @@ impl Replication {
         state.retry_at = Some(now + PUSH_RETRY);
     }
 
-    // ---- anti-entropy ----
-
-    /// Compares the primary range with every other replica of it.
-    fn start_syncs(&mut self) {
-        if self.config.faults.no_repair || self.quarantined {
-            return;
-        }
-        let Some(holding) = self.holding.clone() else {
-            return;
-        };
-        let me = self.me.id;
-        for peer in holding.replicas.iter().filter(|p| p.id != me) {
-            let busy = self.syncs.values().any(|s| s.peer.id == peer.id);
-            if busy {
-                continue;
-            }
-            let sync = self.next_sync_id;
-            self.next_sync_id += 1;
-            self.syncs.insert(
-                sync,
-                Sync {
-                    peer: *peer,
-                    range: holding.primary,
-                    mine: None,
-                    theirs: None,
-                },
-            );
-            self.store(
-                Waiter::Sync(sync),
-                StorageRequest::Digest {
-                    range: holding.primary,
-                },
-            );
-            let ask = Request::SyncRange {
-                range: holding.primary,
-                push_back: false,
-            };
-            self.send(Waiter::Sync(sync), *peer, ask);
-        }
-    }
-
-    /// Both digests are in: if they differ, each side pushes the range to the other.
-    fn compare(&mut self, sync: u64) {
-        let Some(state) = self.syncs.get(&sync) else {
-            return;
-        };
-        let (Some(mine), Some(theirs)) = (state.mine, state.theirs) else {
-            return;
-        };
-        let (peer, range) = (state.peer, state.range);
-        self.syncs.remove(&sync);
-        if mine.matches(&theirs) {
-            return;
-        }
-        self.syncs_differing += 1;
-        self.start_push(peer, range);
-        self.send(
-            Waiter::Repair,
-            peer,
-            Request::SyncRange {
-                range,
-                push_back: true,
-            },
-        );
-    }
-
     // ---- outcomes ----
 
     /// The store did its part for `ticket`.
@@ -1040,24 +978,18 @@ impl Replication {
                     StorageOutcome::Got(record) => Some(record),
                     StorageOutcome::Failed(_)
                     | StorageOutcome::Scanned(_)
+                    | StorageOutcome::Records(_)
                     | StorageOutcome::Digest(_)
+                    | StorageOutcome::Digests(_)
+                    | StorageOutcome::Versions(_)
                     | StorageOutcome::Keys { .. } => None,
                 };
                 self.on_part(op, index, answer);
             }
-            Waiter::Repair => {}
+            Waiter::Repair | Waiter::Pull(_) => {}
             Waiter::Cleanup => self.on_cleanup_storage(outcome),
             Waiter::List(op) => self.on_listed(op, Self::list_outcome(outcome)),
-            Waiter::Sync(sync) => {
-                if let StorageOutcome::Digest(digest) = outcome
-                    && let Some(state) = self.syncs.get_mut(&sync)
-                {
-                    state.mine = Some(digest);
-                    self.compare(sync);
-                } else {
-                    self.syncs.remove(&sync);
-                }
-            }
+            Waiter::Sync(sync) => self.on_sync_storage(sync, outcome),
             Waiter::Push(push) => match outcome {
                 StorageOutcome::Scanned(records) => self.send_page(push, records),
                 _ => {
@@ -1070,7 +1002,9 @@ impl Replication {
                         won: won.iter().any(|w| *w),
                     },
                     StorageOutcome::Digest(digest) => Response::Digest { digest },
-                    StorageOutcome::Scanned(_) => Response::Error {
+                    StorageOutcome::Digests(digests) => Response::Digests { digests },
+                    StorageOutcome::Versions(entries) => Response::Versions { entries },
+                    StorageOutcome::Scanned(_) | StorageOutcome::Records(_) => Response::Error {
                         reason: "internal: a scan answered a store".into(),
                     },
                     StorageOutcome::Got(record) => Response::Record {
@@ -1104,18 +1038,10 @@ impl Replication {
             return self.on_listed(op, Self::list_answer(response));
         }
         if let Waiter::Sync(sync) = waiter {
-            match response {
-                Response::Digest { digest } => {
-                    if let Some(state) = self.syncs.get_mut(&sync) {
-                        state.theirs = Some(digest);
-                    }
-                    self.compare(sync);
-                }
-                _ => {
-                    self.syncs.remove(&sync);
-                }
-            }
-            return;
+            return self.on_sync_response(sync, response);
+        }
+        if let Waiter::Pull(key_id) = waiter {
+            return self.on_pulled(key_id, response);
         }
         if let Waiter::Op { op, index } = waiter {
             let answer = match response {
@@ -1134,9 +1060,7 @@ impl Replication {
         match self.rpcs.remove(&rpc) {
             Some((Waiter::Op { op, index }, _)) => self.on_part(op, index, None),
             Some((Waiter::Push(push), _)) => self.push_failed(push),
-            Some((Waiter::Sync(sync), _)) => {
-                self.syncs.remove(&sync);
-            }
+            Some((Waiter::Sync(sync), _)) => self.end_sync(sync),
             Some((Waiter::List(op), _)) => self.on_listed(op, None),
             _ => {}
         }

@@ -6,7 +6,7 @@
 //! Invariant: a request that writes is reported done only once durable; an
 //! error acknowledges nothing.
 
-use crate::digest::NodeDigest;
+use crate::digest::{NodeDigest, TreeNode};
 use crate::id::KeyId;
 use crate::range::KeyRange;
 use crate::record::Record;
@@ -26,10 +26,26 @@ pub enum StorageRequest {
     Remove(Vec<(KeyId, Version)>),
     /// The record of this key id, if any (a value or a tombstone).
     Get(KeyId),
+    /// The records of these key ids, those there are; answered with `Records`.
+    GetMany(Vec<KeyId>),
     /// Up to `limit` records in `range`, clockwise from its start.
     Scan { range: KeyRange, limit: usize },
     /// The digest of what is stored in `range` (the root of the digest tree).
     Digest { range: KeyRange },
+    /// The digests of these tree nodes, within `range`, in the order asked
+    /// (anti-entropy's descent); answered with `Digests`.
+    DigestNodes {
+        range: KeyRange,
+        nodes: Vec<TreeNode>,
+    },
+    /// The (key id, version) of each record under these tree nodes, within
+    /// `range`, node by node in the order asked, at most `limit` of them
+    /// (the first `limit`); answered with `Versions`.
+    Versions {
+        range: KeyRange,
+        nodes: Vec<TreeNode>,
+        limit: usize,
+    },
     /// Up to `limit` live keys (not tombstones) in `range` that start with
     /// `prefix`, in key order, at most [`crate::kv::MAX_LIST_BYTES`] of them.
     ListKeys {
@@ -49,8 +65,15 @@ pub enum StorageOutcome {
     Got(Option<Record>),
     /// The answer to a `Scan`.
     Scanned(Vec<Record>),
+    /// The answer to a `GetMany`, in the order asked; ids with no record
+    /// are left out.
+    Records(Vec<Record>),
     /// The answer to a `Digest`.
     Digest(NodeDigest),
+    /// The answer to a `DigestNodes`, one per node asked, in order.
+    Digests(Vec<NodeDigest>),
+    /// The answer to a `Versions`.
+    Versions(Vec<(KeyId, Version)>),
     /// The answer to a `ListKeys`; `truncated` if more matched.
     Keys { keys: Vec<String>, truncated: bool },
     /// The store failed; nothing was acknowledged.

@@ -5,10 +5,11 @@
 //! stream of a connection carries [`Hello`] / [`HelloReply`] (protocol version
 //! and, with a cluster key, the proof that the peer holds it).
 
-use crate::digest::NodeDigest;
+use crate::digest::{NodeDigest, TreeNode};
 use crate::id::{Id, KeyId, NodeId};
 use crate::range::KeyRange;
 use crate::record::Record;
+use crate::version::Version;
 use core::net::SocketAddr;
 use serde::{Deserialize, Serialize}; // A plain address value: the core never opens a socket.
 
@@ -16,9 +17,11 @@ use serde::{Deserialize, Serialize}; // A plain address value: the core never op
 /// the messages below (the golden tests pin their bytes). 2: stabilization
 /// exchanges list fingerprints and predecessor lists; `Introduce`,
 /// `ProbeFor`, and replication's `Store` and `Fetch` (not released between).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: anti-entropy descends the digest tree (`SyncNodes`, `ListVersions`)
+/// and `SyncRange` no longer asks for the whole range back.
+pub const PROTOCOL_VERSION: u32 = 3;
 /// The QUIC ALPN, also versioned.
-pub const ALPN: &[u8] = b"cairn/2";
+pub const ALPN: &[u8] = b"cairn/3";
 /// The hard limit of one frame's body, in bytes. Records (up to 1 MiB inline)
 /// fit with room for their header; bulk data is streamed after a header.
 pub const MAX_FRAME: usize = 2 * 1024 * 1024;
@@ -92,16 +95,31 @@ pub enum Request {
     /// Handoff: "store these records durably" (a page of a range this node
     /// must now hold). Answered `Stored` (`won`: any of them was newer).
     StoreMany { records: Vec<Record> },
-    /// Anti-entropy: "what do you hold in `range`?" Answered `Digest`. If the
-    /// digests differ, `push_back` asks the replica to push its records of
-    /// the range to the asker (the asker pushes its own).
-    SyncRange { range: KeyRange, push_back: bool },
+    /// Anti-entropy: "what do you hold in `range`?" Answered `Digest` (the
+    /// root of the digest tree). If the digests differ, the asker descends
+    /// with `SyncNodes` and `ListVersions`.
+    SyncRange { range: KeyRange },
     /// Listing: "the live keys of `range` that start with `prefix`, up to
     /// `limit`". Answered `Keys`.
     ListKeys {
         range: KeyRange,
         prefix: String,
         limit: u32,
+    },
+    /// Anti-entropy's descent: "the digests of these tree nodes, within
+    /// `range`" (at most [`crate::kv::MAX_SYNC_NODES`]). Answered `Digests`,
+    /// one per node, in order.
+    SyncNodes {
+        range: KeyRange,
+        nodes: Vec<TreeNode>,
+    },
+    /// Anti-entropy's last step: "the (key id, version) of each record under
+    /// these buckets, within `range`" (at most [`crate::kv::MAX_SYNC_BUCKETS`]
+    /// buckets). Answered `Versions`, capped at
+    /// [`crate::kv::MAX_SYNC_VERSIONS`] entries.
+    ListVersions {
+        range: KeyRange,
+        nodes: Vec<TreeNode>,
     },
 }
 
@@ -155,6 +173,14 @@ pub enum Response {
     Keys {
         keys: Vec<String>,
         truncated: bool,
+    },
+    /// The answer to `SyncNodes`.
+    Digests {
+        digests: Vec<NodeDigest>,
+    },
+    /// The answer to `ListVersions`, node by node in the order asked.
+    Versions {
+        entries: Vec<(KeyId, Version)>,
     },
 }
 
@@ -232,6 +258,54 @@ mod tests {
         );
         assert_eq!(encode(&Response::Stored { won: true }), "0701");
         assert_eq!(encode(&Response::Record { record: None }), "0900");
+    }
+
+    #[test]
+    fn golden_bytes_of_anti_entropy() {
+        let range = KeyRange::new(Id([1; 32]), Id::MAX);
+        let range_hex = format!("{}{}", "01".repeat(32), "ff".repeat(32));
+        assert_eq!(
+            encode(&Request::SyncRange { range }),
+            format!("0b{range_hex}")
+        );
+        let bucket = TreeNode::new(crate::digest::LEAF_LEVEL, 4095).expect("in bounds");
+        assert_eq!(
+            encode(&Request::SyncNodes {
+                range,
+                nodes: vec![TreeNode::ROOT]
+            }),
+            format!("0d{range_hex}010000")
+        );
+        assert_eq!(
+            encode(&Request::ListVersions {
+                range,
+                nodes: vec![bucket]
+            }),
+            format!("0e{range_hex}0103ff1f")
+        );
+        assert_eq!(
+            encode(&Response::Digests {
+                digests: vec![NodeDigest {
+                    node: TreeNode::ROOT,
+                    count: 1,
+                    sum: Id([9; 32])
+                }]
+            }),
+            format!("0b01000001{}", "09".repeat(32))
+        );
+        let version = Version::new(
+            crate::version::HlcTimestamp {
+                physical_ms: 300,
+                logical: 1,
+            },
+            NodeId(Id([2; 32])),
+        );
+        assert_eq!(
+            encode(&Response::Versions {
+                entries: vec![(KeyId(Id([3; 32])), version)]
+            }),
+            format!("0c01{}ac0201{}", "03".repeat(32), "02".repeat(32))
+        );
     }
 
     #[test]

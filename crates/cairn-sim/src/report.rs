@@ -92,9 +92,11 @@ pub struct KindTraffic {
 }
 
 /// Replication's repair traffic over a window: handoff pages (`StoreMany`,
-/// pushed on a change of the ring or after anti-entropy found a difference)
-/// and anti-entropy digests (`SyncRange`). Client writes and read repairs
-/// (`Store`) and reads (`Fetch`) are not repair traffic here.
+/// pushed on a change of the ring or by anti-entropy for what differs) and
+/// anti-entropy's comparisons (`SyncRange`, `SyncNodes`, `ListVersions`).
+/// Client writes and read repairs (`Store`) and reads (`Fetch`, which also
+/// carries anti-entropy's pulls of records the peer holds newer) are not
+/// repair traffic here.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RepairTraffic {
     pub bytes_per_node_per_s: f64,
@@ -111,7 +113,7 @@ impl RepairTraffic {
                 .map_or(0.0, |t| t.bytes_per_node_per_s)
         };
         let handoff = bytes("StoreMany");
-        let anti_entropy = bytes("SyncRange");
+        let anti_entropy = bytes("SyncRange") + bytes("SyncNodes") + bytes("ListVersions");
         RepairTraffic {
             bytes_per_node_per_s: handoff + anti_entropy,
             handoff_bytes_per_node_per_s: handoff,

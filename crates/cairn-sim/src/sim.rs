@@ -29,7 +29,7 @@ pub use kv::KvCheck;
 /// 4-byte frame length (20 + 8 + 12 + 5 + 16 + 4).
 pub const WIRE_OVERHEAD: usize = 65;
 /// The kinds of requests, for traffic by kind (a response counts with its request).
-pub const REQUEST_KINDS: [&str; 13] = [
+pub const REQUEST_KINDS: [&str; 15] = [
     "GetState",
     "Notify",
     "Ping",
@@ -43,6 +43,8 @@ pub const REQUEST_KINDS: [&str; 13] = [
     "StoreMany",
     "SyncRange",
     "ListKeys",
+    "SyncNodes",
+    "ListVersions",
 ];
 
 /// The index of a request's kind in [`REQUEST_KINDS`].
@@ -61,6 +63,8 @@ fn request_kind(request: &Request) -> usize {
         Request::StoreMany { .. } => 10,
         Request::SyncRange { .. } => 11,
         Request::ListKeys { .. } => 12,
+        Request::SyncNodes { .. } => 13,
+        Request::ListVersions { .. } => 14,
     }
 }
 

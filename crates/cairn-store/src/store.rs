@@ -176,8 +176,37 @@ pub fn execute(
             Ok(record) => StorageOutcome::Got(record),
             Err(error) => StorageOutcome::Failed(error.to_string()),
         },
+        StorageRequest::GetMany(key_ids) => {
+            let mut records = Vec::new();
+            for key_id in key_ids {
+                match store.get(key_id) {
+                    Ok(Some(record)) => records.push(record),
+                    Ok(None) => {}
+                    Err(error) => return StorageOutcome::Failed(error.to_string()),
+                }
+            }
+            StorageOutcome::Records(records)
+        }
         StorageRequest::Digest { range } => match store.digest(range, TreeNode::root()) {
             Ok(digest) => StorageOutcome::Digest(digest),
+            Err(error) => StorageOutcome::Failed(error.to_string()),
+        },
+        StorageRequest::DigestNodes { range, nodes } => {
+            match nodes
+                .into_iter()
+                .map(|node| store.digest(range, node))
+                .collect()
+            {
+                Ok(digests) => StorageOutcome::Digests(digests),
+                Err(error) => StorageOutcome::Failed(error.to_string()),
+            }
+        }
+        StorageRequest::Versions {
+            range,
+            nodes,
+            limit,
+        } => match list_versions(store, range, &nodes, limit) {
+            Ok(entries) => StorageOutcome::Versions(entries),
             Err(error) => StorageOutcome::Failed(error.to_string()),
         },
         StorageRequest::ListKeys {
@@ -193,6 +222,26 @@ pub fn execute(
             Err(error) => StorageOutcome::Failed(error.to_string()),
         },
     }
+}
+
+/// The (key id, version) entries under `nodes` within `range`, node by node,
+/// the first `limit` of them.
+fn list_versions(
+    store: &dyn Store,
+    range: KeyRange,
+    nodes: &[TreeNode],
+    limit: usize,
+) -> Result<Vec<(KeyId, Version)>, StoreError> {
+    let mut entries = Vec::new();
+    for node in nodes {
+        if entries.len() >= limit {
+            break;
+        }
+        let mut listed = store.list_versions(range, *node)?;
+        listed.truncate(limit - entries.len());
+        entries.extend(listed);
+    }
+    Ok(entries)
 }
 
 /// Live keys of `range` starting with `prefix`, sorted, up to `limit` and

@@ -429,7 +429,9 @@ impl RingNode {
             | Request::Fetch { .. }
             | Request::StoreMany { .. }
             | Request::ListKeys { .. }
-            | Request::SyncRange { .. } => Response::Error {
+            | Request::SyncRange { .. }
+            | Request::SyncNodes { .. }
+            | Request::ListVersions { .. } => Response::Error {
                 reason: "not a ring request".into(),
             },
             Request::ProbeFor { target } => {
