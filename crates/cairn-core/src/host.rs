@@ -463,14 +463,7 @@ impl Host {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::NodeId;
-
-    fn peer(n: u64) -> Peer {
-        Peer {
-            id: NodeId(Id::from_high_u64(n)),
-            addr: format!("127.0.0.1:{}", 7000 + n).parse().expect("addr"),
-        }
-    }
+    use crate::test_support::peer;
 
     fn at(ms: u64, wall_ms: u64) -> Time {
         Time {

@@ -1173,28 +1173,10 @@ fn no_quorum(op: &'static str, answered: usize, needed: usize, asked: usize) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::NodeId;
-    use crate::version::HlcTimestamp;
-
-    fn peer(n: u64) -> Peer {
-        Peer {
-            id: NodeId(Id::from_high_u64(n)),
-            addr: format!("127.0.0.1:{}", 7000 + n).parse().expect("addr"),
-        }
-    }
+    use crate::test_support::{peer, version};
 
     fn at(ms: u64) -> Duration {
         Duration::from_millis(ms)
-    }
-
-    fn version(ms: u64) -> Version {
-        Version::new(
-            HlcTimestamp {
-                physical_ms: ms,
-                logical: 0,
-            },
-            peer(1).id,
-        )
     }
 
     fn record(value: &[u8], ms: u64) -> Record {
@@ -1500,27 +1482,9 @@ mod tests {
 #[cfg(test)]
 mod cleanup_tests {
     use super::*;
-    use crate::id::NodeId;
-    use crate::version::HlcTimestamp;
+    use crate::test_support::{peer, version};
 
     const DAY_MS: u64 = 24 * 3600 * 1000;
-
-    fn peer(n: u64) -> Peer {
-        Peer {
-            id: NodeId(Id::from_high_u64(n)),
-            addr: format!("127.0.0.1:{}", 7000 + n).parse().expect("addr"),
-        }
-    }
-
-    fn version(ms: u64) -> Version {
-        Version::new(
-            HlcTimestamp {
-                physical_ms: ms,
-                logical: 0,
-            },
-            peer(1).id,
-        )
-    }
 
     fn drain(kv: &mut Replication) -> Vec<KvAction> {
         std::iter::from_fn(|| kv.poll_action()).collect()

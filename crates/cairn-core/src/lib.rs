@@ -57,6 +57,9 @@ pub mod storage;
 pub mod version;
 pub mod wire;
 
+#[cfg(test)]
+mod test_support;
+
 pub use config::{Faults, RingConfig};
 pub use host::{Action, Event, Host, Reply, Time};
 pub use id::{Id, KeyId, NodeId};

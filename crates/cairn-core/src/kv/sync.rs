@@ -441,17 +441,11 @@ fn overlaps(range: KeyRange, node: TreeNode) -> bool {
 mod tests {
     use super::*;
     use crate::digest::entry_hash;
-    use crate::id::{Id, NodeId};
+    use crate::id::Id;
     use crate::kv::{KvAction, KvConfig};
+    use crate::test_support::peer;
     use crate::version::HlcTimestamp;
     use std::time::Duration;
-
-    fn peer(n: u64) -> Peer {
-        Peer {
-            id: NodeId(Id::from_high_u64(n)),
-            addr: format!("127.0.0.1:{}", 7000 + n).parse().expect("addr"),
-        }
-    }
 
     fn record(key: &[u8], ms: u64) -> Record {
         let version = Version::new(
