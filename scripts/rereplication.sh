@@ -5,7 +5,8 @@
 # nodes again. With 3 survivors and R = 3, that is when each survivor's store
 # holds every key (`GET /v1/node` -> stored.records = KEYS).
 #
-# Usage: scripts/rereplication.sh [KEYS]   (builds the release binary first)
+# Usage: scripts/rereplication.sh [KEYS]   (builds the release binary first;
+# KEEP=1 keeps the nodes' logs and data dirs)
 # Cleans up the nodes it started (by PID) and its temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$WORK"
+    if [ "${KEEP:-0}" = 1 ]; then echo "logs and data kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
@@ -68,8 +69,9 @@ while true; do
         echo "every key on 3 live nodes ${elapsed} s after the kills (records per survivor: ${counts[*]})"
         break
     fi
-    if python3 -c "import sys; sys.exit(0 if $elapsed > 300 else 1)"; then
-        echo "NOT re-replicated 300 s after the kills (records per survivor: ${counts[*]})"; exit 1
+    if python3 -c "import sys; sys.exit(0 if $elapsed > ${DEADLINE:-300} else 1)"; then
+        echo "NOT re-replicated ${DEADLINE:-300} s after the kills (records per survivor: ${counts[*]})"; exit 1
     fi
+    [ "${VERBOSE:-0}" = 1 ] && echo "  ${elapsed} s: ${counts[*]}"
     sleep 0.5
 done

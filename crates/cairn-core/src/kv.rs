@@ -348,6 +348,9 @@ pub struct Replication {
     pub cleanup_counters: CleanupCounters,
     /// The holding did not change since the last sync round.
     holding_settled: bool,
+    /// The last primary range that had a known predecessor (handoff
+    /// compares new ranges with it).
+    known_primary: Option<KeyRange>,
     /// Back after longer than the tombstone grace: pushes nothing and
     /// serves no reads until its records are checked ([`cleanup`]).
     quarantined: bool,
@@ -401,6 +404,7 @@ impl Replication {
             cleanup: None,
             cleanup_counters: CleanupCounters::default(),
             holding_settled: false,
+            known_primary: None,
             quarantined: false,
             next_sweep: None,
             wall_ms: 0,
@@ -809,11 +813,34 @@ impl Replication {
                 self.start_push(*member, new.primary);
             }
         }
-        if let Some(old) = &old
-            && old.primary != new.primary
+        // Ranges are compared with the last primary range that had a known
+        // predecessor: a dead predecessor is first cleared (the range reads
+        // as the whole ring for a moment) before the one before it is
+        // adopted, and the range this node inherited must still be pushed.
+        let Some(predecessor_now) = predecessor else {
+            return;
+        };
+        let known = self.known_primary.replace(new.primary);
+        match known {
+            None if old.is_some() => {
+                // This node held everything (a ring of one): the newcomer
+                // owns the rest of the ring now.
+                let rest = KeyRange::new(self.me.id.id(), predecessor_now.id.id());
+                self.start_push(predecessor_now, rest);
+            }
+            None => {}
+            Some(known) if known != new.primary => self.diff_primary(known, &new, predecessor),
+            Some(_) => {}
+        }
+    }
+
+    /// The primary range changed from `known` to `new.primary`: push what
+    /// a newcomer took over to it, or a dead predecessor's range to my replicas.
+    fn diff_primary(&mut self, known: KeyRange, new: &Holding, predecessor: Option<Peer>) {
+        let me = self.me.id;
         {
-            let (was, now_from) = (old.primary.after, new.primary.after);
-            if old.primary.contains(KeyId(now_from)) && now_from != was {
+            let (was, now_from) = (known.after, new.primary.after);
+            if known.contains(KeyId(now_from)) && now_from != was {
                 // A newcomer between my old predecessor and me now owns the
                 // part of my old primary range up to it.
                 if let Some(newcomer) = predecessor {
@@ -823,9 +850,9 @@ impl Replication {
                 // My predecessor went (crashed or left): I own its range too
                 // now, and my last replicas never held it.
                 let grown = KeyRange::new(now_from, was);
-                for member in &new.replicas {
+                for member in new.replicas.clone() {
                     if member.id != me {
-                        self.start_push(*member, grown);
+                        self.start_push(member, grown);
                     }
                 }
             }
@@ -1732,5 +1759,49 @@ mod cleanup_tests {
             "my range to the 3rd successor, my predecessor's to the 2nd, the next to the 1st"
         );
         assert!(kv.handing_off());
+    }
+
+    #[test]
+    fn a_range_inherited_through_a_cleared_predecessor_is_pushed_to_the_replicas() {
+        // Ring 20 40 50 60 70 (me = 50); 40 and 30 die: the predecessor is
+        // first cleared, then 20 is adopted. The range (20, 40] must go to
+        // my replicas, which never held it.
+        let mut kv = Replication::new(peer(50), KvConfig::default());
+        let range = |a: u64, b: u64| KeyRange::new(peer(a).id.id(), peer(b).id.id());
+        let replicas = vec![peer(50), peer(60), peer(70)];
+        kv.on_holding(
+            Duration::ZERO,
+            range(40, 50),
+            range(20, 50),
+            replicas.clone(),
+            Some(peer(40)),
+        );
+        drain(&mut kv);
+        kv.pushes.clear();
+        kv.on_holding(
+            Duration::ZERO,
+            KeyRange::whole(),
+            KeyRange::whole(),
+            replicas.clone(),
+            None,
+        );
+        assert!(
+            kv.pushes.is_empty(),
+            "nothing to push while no predecessor is known"
+        );
+        kv.on_holding(
+            Duration::ZERO,
+            range(20, 50),
+            KeyRange::whole(),
+            replicas,
+            Some(peer(20)),
+        );
+        let mut pushed: Vec<(u64, KeyRange)> = kv
+            .pushes
+            .values()
+            .map(|p| (p.to.id.id().high_u64(), p.range))
+            .collect();
+        pushed.sort_by_key(|(to, _)| *to);
+        assert_eq!(pushed, vec![(60, range(20, 40)), (70, range(20, 40))]);
     }
 }
