@@ -822,9 +822,10 @@ impl Replication {
         };
         let known = self.known_primary.replace(new.primary);
         match known {
-            None if old.is_some() => {
-                // This node held everything (a ring of one): the newcomer
-                // owns the rest of the ring now.
+            None if old.as_ref().is_some_and(|o| o.replicas.len() == 1) => {
+                // This node was alone and held everything: the newcomer
+                // owns the rest of the ring now. (A node that just joined
+                // also starts without a known predecessor: it pushes nothing.)
                 let rest = KeyRange::new(self.me.id.id(), predecessor_now.id.id());
                 self.start_push(predecessor_now, rest);
             }
@@ -1803,5 +1804,54 @@ mod cleanup_tests {
             .collect();
         pushed.sort_by_key(|(to, _)| *to);
         assert_eq!(pushed, vec![(60, range(20, 40)), (70, range(20, 40))]);
+    }
+
+    #[test]
+    fn a_node_that_was_alone_hands_the_newcomer_its_range_and_a_joiner_pushes_nothing() {
+        let range = |a: u64, b: u64| KeyRange::new(peer(a).id.id(), peer(b).id.id());
+        let mut alone = Replication::new(peer(50), KvConfig::default());
+        alone.on_holding(
+            Duration::ZERO,
+            KeyRange::whole(),
+            KeyRange::whole(),
+            vec![peer(50)],
+            None,
+        );
+        alone.on_holding(
+            Duration::ZERO,
+            range(20, 50),
+            KeyRange::whole(),
+            vec![peer(50), peer(20)],
+            Some(peer(20)),
+        );
+        let mut pushed: Vec<KeyRange> = alone.pushes.values().map(|p| p.range).collect();
+        pushed.sort_by_key(|r| r.after);
+        assert_eq!(
+            pushed,
+            vec![range(20, 50), range(50, 20)],
+            "mine as a replica, and the newcomer's own"
+        );
+
+        let mut joiner = Replication::new(peer(30), KvConfig::default());
+        let replicas = vec![peer(30), peer(40), peer(50)];
+        joiner.on_holding(
+            Duration::ZERO,
+            KeyRange::whole(),
+            KeyRange::whole(),
+            replicas.clone(),
+            None,
+        );
+        joiner.pushes.clear();
+        joiner.on_holding(
+            Duration::ZERO,
+            range(20, 30),
+            range(0, 30),
+            replicas,
+            Some(peer(20)),
+        );
+        assert!(
+            joiner.pushes.is_empty(),
+            "a joiner's first predecessor is no newcomer"
+        );
     }
 }
