@@ -351,6 +351,9 @@ pub struct Replication {
     /// The last primary range that had a known predecessor (handoff
     /// compares new ranges with it).
     known_primary: Option<KeyRange>,
+    /// This node was alone on the ring (and held everything) since it last
+    /// knew a predecessor.
+    alone: bool,
     /// Back after longer than the tombstone grace: pushes nothing and
     /// serves no reads until its records are checked ([`cleanup`]).
     quarantined: bool,
@@ -405,6 +408,7 @@ impl Replication {
             cleanup_counters: CleanupCounters::default(),
             holding_settled: false,
             known_primary: None,
+            alone: false,
             quarantined: false,
             next_sweep: None,
             wall_ms: 0,
@@ -804,6 +808,9 @@ impl Replication {
             return;
         }
         self.holding_settled = false;
+        if new.replicas.len() == 1 && predecessor.is_none() {
+            self.alone = true;
+        }
         let me = self.me.id;
         for member in &new.replicas {
             let was_one = old
@@ -821,8 +828,9 @@ impl Replication {
             return;
         };
         let known = self.known_primary.replace(new.primary);
+        let was_alone = std::mem::take(&mut self.alone);
         match known {
-            None if old.as_ref().is_some_and(|o| o.replicas.len() == 1) => {
+            None if was_alone => {
                 // This node was alone and held everything: the newcomer
                 // owns the rest of the ring now. (A node that just joined
                 // also starts without a known predecessor: it pushes nothing.)
@@ -1830,6 +1838,38 @@ mod cleanup_tests {
             pushed,
             vec![range(20, 50), range(50, 20)],
             "mine as a replica, and the newcomer's own"
+        );
+
+        // The same when the newcomer shows up as a successor first.
+        let mut alone = Replication::new(peer(50), KvConfig::default());
+        alone.on_holding(
+            Duration::ZERO,
+            KeyRange::whole(),
+            KeyRange::whole(),
+            vec![peer(50)],
+            None,
+        );
+        let both = vec![peer(50), peer(20)];
+        alone.on_holding(
+            Duration::ZERO,
+            KeyRange::whole(),
+            KeyRange::whole(),
+            both.clone(),
+            None,
+        );
+        alone.on_holding(
+            Duration::ZERO,
+            range(20, 50),
+            KeyRange::whole(),
+            both,
+            Some(peer(20)),
+        );
+        assert!(
+            alone
+                .pushes
+                .values()
+                .any(|p| p.to == peer(20) && p.range == range(50, 20)),
+            "the newcomer's own range, whatever came first"
         );
 
         let mut joiner = Replication::new(peer(30), KvConfig::default());
