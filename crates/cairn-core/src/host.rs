@@ -223,23 +223,29 @@ impl Host {
     /// Reads the newest record of `key` from a read quorum; the end comes as
     /// [`Action::KvDone`] (a tombstone for a deleted key).
     pub fn get(&mut self, time: Time, key: &[u8]) -> Result<OpId, KvError> {
-        kv::check_key(key)?;
-        self.serving()?;
-        self.last = time;
-        let key_id = KeyId::of_key(key);
-        let replicas = self.local_replicas(key_id);
-        Ok(self.kv.read(time.now, key_id, replicas))
+        self.key_op(time, key, Replication::read)
     }
 
     /// Asks every replica of `key` which version it holds; the end comes as
     /// [`Action::KvDone`] with [`OpResult::Located`].
     pub fn locate(&mut self, time: Time, key: &[u8]) -> Result<OpId, KvError> {
+        self.key_op(time, key, Replication::locate)
+    }
+
+    /// A read-side operation on `key`: checked, served by members only,
+    /// with the replica set from this node's tables when they name it.
+    fn key_op(
+        &mut self,
+        time: Time,
+        key: &[u8],
+        start: fn(&mut Replication, Duration, KeyId, Option<Vec<Peer>>) -> OpId,
+    ) -> Result<OpId, KvError> {
         kv::check_key(key)?;
         self.serving()?;
         self.last = time;
         let key_id = KeyId::of_key(key);
         let replicas = self.local_replicas(key_id);
-        Ok(self.kv.locate(time.now, key_id, replicas))
+        Ok(start(&mut self.kv, time.now, key_id, replicas))
     }
 
     /// Lists live keys starting with `prefix` across `members` (a ring

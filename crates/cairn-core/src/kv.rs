@@ -452,6 +452,13 @@ impl Replication {
         self.start(now, Kind::Read(key_id), key_id.id(), replicas)
     }
 
+    /// A fresh operation id (client operations and listings share them).
+    fn new_op_id(&mut self) -> OpId {
+        let op = self.next_op;
+        self.next_op += 1;
+        op
+    }
+
     fn start(
         &mut self,
         now: Duration,
@@ -460,8 +467,7 @@ impl Replication {
         replicas: Option<Vec<Peer>>,
     ) -> OpId {
         self.now = now;
-        let op = self.next_op;
-        self.next_op += 1;
+        let op = self.new_op_id();
         self.ops.insert(
             op,
             Op {

@@ -35,8 +35,7 @@ impl Replication {
     /// [`OpResult::Listed`].
     pub fn list(&mut self, now: Duration, prefix: String, members: &[Peer], limit: usize) -> OpId {
         self.now = now;
-        let op = self.next_op;
-        self.next_op += 1;
+        let op = self.new_op_id();
         let limit = limit.clamp(1, MAX_LIST_KEYS);
         let mut ids: Vec<Peer> = members.to_vec();
         ids.sort_by_key(|p| p.id.id());
