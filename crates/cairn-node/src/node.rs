@@ -18,6 +18,7 @@ use crate::transport::{
 use cairn_core::api::{Finger, Member, NodeInfo, RingView};
 use cairn_core::kv::{KvError, OpId, OpResult};
 use cairn_core::lookup::LookupError;
+use cairn_core::storage::{StorageOutcome, Ticket};
 use cairn_core::ring::walk::{WalkId, WalkedMember};
 use cairn_core::wire::{Request, Response};
 use cairn_core::{
@@ -71,8 +72,12 @@ struct Shared {
     walks: Mutex<HashMap<WalkId, oneshot::Sender<Vec<WalkedMember>>>>,
     /// Client operations waiting for their quorum.
     ops: Mutex<HashMap<OpId, oneshot::Sender<Result<OpResult, KvError>>>>,
-    /// The node's durable store; its calls block, so they run on blocking threads.
+    /// The node's durable store. Writes are handed over without waiting
+    /// and point reads run in place (`cairn_store::is_quick`); the other
+    /// calls block, so they run on blocking threads.
     store: Arc<dyn cairn_store::Store>,
+    /// Storage outcomes not yet fed to the core (the driver takes them).
+    stored: Mutex<Vec<(Ticket, StorageOutcome)>>,
     /// The core's phase as last seen by the driver, for waiting on joins and leaves.
     phase: watch::Sender<PhaseView>,
     /// Set when the node should stop (leave request, signal).
@@ -189,6 +194,7 @@ impl Node {
             walks: Mutex::new(HashMap::new()),
             ops: Mutex::new(HashMap::new()),
             store: Arc::new(store),
+            stored: Mutex::new(Vec::new()),
             phase,
             stop,
         });
@@ -569,8 +575,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 async fn drive(shared: Arc<Shared>, transport: Transport) {
     loop {
         let (actions, next_timeout, left) = {
+            let stored = std::mem::take(&mut *lock(&shared.stored));
             let time = shared.time();
             let mut core = shared.core();
+            for (ticket, outcome) in stored {
+                core.storage_done(time, ticket, outcome);
+            }
             if core.poll_timeout().is_some_and(|t| t <= time.now) {
                 core.handle_timeout(time);
             }
@@ -631,21 +641,24 @@ fn carry_out(shared: &Arc<Shared>, transport: &Transport, action: Action) {
             }
         }
         Action::Storage { ticket, request } => {
-            let shared = shared.clone();
-            tokio::spawn(async move {
+            // The outcome waits for the driver, which feeds it to the core.
+            let report = {
+                let shared = shared.clone();
+                move |outcome| {
+                    lock(&shared.stored).push((ticket, outcome));
+                    shared.wake.notify_one();
+                }
+            };
+            if cairn_store::is_quick(&request) {
+                // A write is queued for the group commit (its outcome comes
+                // from the store's thread once durable); a point read runs here.
+                cairn_store::execute_then(shared.store.as_ref(), request, Box::new(report));
+            } else {
                 let store = shared.store.clone();
-                // The store blocks (a durable write waits for its group's fsync).
-                let outcome = tokio::task::spawn_blocking(move || {
-                    cairn_store::execute(store.as_ref(), request)
-                })
-                .await
-                .unwrap_or_else(|error| {
-                    cairn_core::storage::StorageOutcome::Failed(format!("store task: {error}"))
+                tokio::task::spawn_blocking(move || {
+                    report(cairn_store::execute(store.as_ref(), request));
                 });
-                let time = shared.time();
-                shared.core().storage_done(time, ticket, outcome);
-                shared.wake.notify_one();
-            });
+            }
         }
         Action::KvDone { op, result } => {
             if let Some(waiter) = lock(&shared.ops).remove(&op) {

@@ -125,9 +125,13 @@ pub(crate) enum Outcome {
     Removed(Vec<bool>),
 }
 
+/// Called once with a job's outcome, on the committer thread, once the job
+/// is durable (or failed): it must be quick and must not block.
+pub(crate) type Reply = Box<dyn FnOnce(Result<Outcome, StoreError>) + Send>;
+
 struct Job {
     op: Op,
-    reply: SyncSender<Result<Outcome, StoreError>>,
+    reply: Reply,
 }
 
 /// The handle writers use; dropping it stops the committer after it has
@@ -197,11 +201,25 @@ impl Committer {
     /// Queues an operation and waits until it is durable (or failed).
     pub(crate) fn submit(&self, op: Op) -> Result<Outcome, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
-        let queue = self.queue.as_ref().ok_or(StoreError::Closed)?;
-        queue
-            .send(Job { op, reply })
-            .map_err(|_| StoreError::Closed)?;
+        self.submit_then(
+            op,
+            Box::new(move |outcome| {
+                let _ = reply.send(outcome);
+            }),
+        );
         answer.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues an operation and returns at once; `reply` gets its outcome on
+    /// the committer thread once it is durable (or failed). A writer that
+    /// must not block (the node's event loop) uses this.
+    pub(crate) fn submit_then(&self, op: Op, reply: Reply) {
+        let Some(queue) = self.queue.as_ref() else {
+            return reply(Err(StoreError::Closed));
+        };
+        if let Err(mpsc::SendError(job)) = queue.send(Job { op, reply }) {
+            (job.reply)(Err(StoreError::Closed));
+        }
     }
 }
 
@@ -251,7 +269,7 @@ fn run(
         let batch = gather(first, &jobs, &config);
         if let Some(reason) = &stopped {
             for job in batch {
-                let _ = job.reply.send(Err(StoreError::WritesStopped {
+                (job.reply)(Err(StoreError::WritesStopped {
                     reason: reason.clone(),
                 }));
             }
@@ -268,7 +286,7 @@ fn run(
                 // there is an error, not a corrupt log.
                 let reason = error.to_string();
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::CommitFailed {
+                    reply(Err(StoreError::CommitFailed {
                         reason: reason.clone(),
                     }));
                 }
@@ -281,14 +299,14 @@ fn run(
                 counters.commits.fetch_add(1, Ordering::Relaxed);
                 counters.operations.fetch_add(operations, Ordering::Relaxed);
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+                    reply(Ok(outcome));
                 }
                 log_bytes += frame_len;
             }
             Err(error) => {
                 let reason = error.to_string();
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::CommitFailed {
+                    reply(Err(StoreError::CommitFailed {
                         reason: reason.clone(),
                     }));
                 }

@@ -36,7 +36,9 @@ use crate::fault::{FaultPlan, FaultyBackend};
 use crate::log::{CommitLog, LogError};
 use crate::range::KeyRange;
 use crate::record::{Applied, Record, decode_record};
-use crate::store::{ChunkInfo, MAX_BATCH_RECORDS, Store, StoreStats, check_batch, check_chunk_len};
+use crate::store::{
+    ChunkInfo, MAX_BATCH_RECORDS, Store, StoreStats, WriteDone, check_batch, check_chunk_len,
+};
 use crate::tables::{
     self, BUCKETS, CHUNKS, ChunkEntry, FORMAT, FORMAT_KEY, META, RECORDS, VERSIONS, VersionEntry,
 };
@@ -249,6 +251,16 @@ impl RedbStore {
     }
 }
 
+fn check_removal(items: &[(KeyId, Version)]) -> Result<(), StoreError> {
+    if items.len() > MAX_BATCH_RECORDS {
+        return Err(StoreError::BatchTooLarge {
+            records: items.len(),
+            limit: MAX_BATCH_RECORDS,
+        });
+    }
+    Ok(())
+}
+
 fn unexpected_outcome() -> StoreError {
     StoreError::CommitFailed {
         reason: "the committer answered a different kind of operation (a bug)".into(),
@@ -424,12 +436,7 @@ impl Store for RedbStore {
     }
 
     fn remove(&self, items: Vec<(KeyId, Version)>) -> Result<Vec<bool>, StoreError> {
-        if items.len() > MAX_BATCH_RECORDS {
-            return Err(StoreError::BatchTooLarge {
-                records: items.len(),
-                limit: MAX_BATCH_RECORDS,
-            });
-        }
+        check_removal(&items)?;
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -437,6 +444,42 @@ impl Store for RedbStore {
             Outcome::Removed(removed) => Ok(removed),
             Outcome::Chunk(_) | Outcome::Applied(_) => Err(unexpected_outcome()),
         }
+    }
+
+    fn apply_then(&self, records: Vec<Record>, done: WriteDone<Vec<Applied>>) {
+        if let Err(error) = check_batch(&records) {
+            return done(Err(error));
+        }
+        if records.is_empty() {
+            return done(Ok(Vec::new()));
+        }
+        self.committer.submit_then(
+            Op::Apply(records),
+            Box::new(move |outcome| {
+                done(outcome.and_then(|outcome| match outcome {
+                    Outcome::Applied(applied) => Ok(applied),
+                    Outcome::Chunk(_) | Outcome::Removed(_) => Err(unexpected_outcome()),
+                }))
+            }),
+        );
+    }
+
+    fn remove_then(&self, items: Vec<(KeyId, Version)>, done: WriteDone<Vec<bool>>) {
+        if let Err(error) = check_removal(&items) {
+            return done(Err(error));
+        }
+        if items.is_empty() {
+            return done(Ok(Vec::new()));
+        }
+        self.committer.submit_then(
+            Op::Remove(items),
+            Box::new(move |outcome| {
+                done(outcome.and_then(|outcome| match outcome {
+                    Outcome::Removed(removed) => Ok(removed),
+                    Outcome::Chunk(_) | Outcome::Applied(_) => Err(unexpected_outcome()),
+                }))
+            }),
+        );
     }
 
     fn get(&self, key_id: KeyId) -> Result<Option<Record>, StoreError> {

@@ -53,4 +53,4 @@ pub use fault::FaultPlan;
 pub use memory::MemoryStore;
 pub use range::KeyRange;
 pub use record::{Applied, Body, Record};
-pub use store::{ChunkInfo, Store, StoreStats, execute};
+pub use store::{ChunkInfo, Store, StoreStats, WriteDone, execute, execute_then, is_quick};

@@ -58,6 +58,12 @@ pub struct ChunkInfo {
     pub last_referenced_ms: u64,
 }
 
+/// Called once with the outcome of a write handed over with
+/// [`Store::apply_then`] or [`Store::remove_then`], once it is durable (or
+/// failed). It may run on the store's own thread: it must be quick and must
+/// not block (hand the outcome on, e.g. over a channel).
+pub type WriteDone<T> = Box<dyn FnOnce(Result<T, StoreError>) + Send>;
+
 /// A node's storage: records with versions, and content-addressed chunks.
 pub trait Store: Send + Sync {
     /// Applies a batch of records, last writer wins: each replaces the stored
@@ -70,6 +76,19 @@ pub trait Store: Send + Sync {
     /// whether it was removed. Durable when it returns `Ok`. For records this
     /// node no longer has to hold, and tombstones past their grace.
     fn remove(&self, items: Vec<(KeyId, Version)>) -> Result<Vec<bool>, StoreError>;
+
+    /// [`Store::apply`] without waiting: returns at once (or once the
+    /// batch is queued) and calls `done` when it is durable. Concurrent
+    /// callers share commits as blocked ones do. The default runs `apply`
+    /// on the calling thread.
+    fn apply_then(&self, records: Vec<Record>, done: WriteDone<Vec<Applied>>) {
+        done(self.apply(records));
+    }
+
+    /// [`Store::remove`] without waiting, as [`Store::apply_then`].
+    fn remove_then(&self, items: Vec<(KeyId, Version)>, done: WriteDone<Vec<bool>>) {
+        done(self.remove(items));
+    }
 
     /// The record of a key id (a value or a tombstone).
     fn get(&self, key_id: KeyId) -> Result<Option<Record>, StoreError>;
@@ -154,6 +173,63 @@ pub(crate) fn check_chunk_len(len: usize) -> Result<(), StoreError> {
         });
     }
     Ok(())
+}
+
+/// Key ids up to which a `GetMany` counts as quick (see [`is_quick`]).
+pub const QUICK_GET_MANY: usize = 64;
+
+/// True if `request` neither waits for a disk nor walks much of the store:
+/// a write (handed to [`execute_then`], which does not wait for it), or a
+/// point read ([`cairn_core::storage::StorageRequest::Get`], a small
+/// `GetMany`), which costs microseconds on a warm store. A caller that must
+/// not block (an event loop) runs the others on a blocking thread.
+pub fn is_quick(request: &cairn_core::storage::StorageRequest) -> bool {
+    use cairn_core::storage::StorageRequest;
+    match request {
+        StorageRequest::Apply(_) | StorageRequest::Remove(_) | StorageRequest::Get(_) => true,
+        StorageRequest::GetMany(ids) => ids.len() <= QUICK_GET_MANY,
+        StorageRequest::Scan { .. }
+        | StorageRequest::Digest { .. }
+        | StorageRequest::DigestNodes { .. }
+        | StorageRequest::Versions { .. }
+        | StorageRequest::ListKeys { .. } => false,
+    }
+}
+
+/// Runs one of the core's storage requests without waiting for a write:
+/// `Apply` and `Remove` go to the store's [`Store::apply_then`] /
+/// [`Store::remove_then`], and `done` gets their outcome once durable
+/// (perhaps on the store's own thread); any other request runs at once on
+/// the calling thread, as [`execute`] does.
+pub fn execute_then(
+    store: &dyn Store,
+    request: cairn_core::storage::StorageRequest,
+    done: Box<dyn FnOnce(cairn_core::storage::StorageOutcome) + Send>,
+) {
+    use cairn_core::storage::{StorageOutcome, StorageRequest};
+    match request {
+        StorageRequest::Apply(records) => store.apply_then(
+            records,
+            Box::new(move |result| {
+                done(match result {
+                    Ok(applied) => {
+                        StorageOutcome::Applied(applied.into_iter().map(Applied::won).collect())
+                    }
+                    Err(error) => StorageOutcome::Failed(error.to_string()),
+                })
+            }),
+        ),
+        StorageRequest::Remove(items) => store.remove_then(
+            items,
+            Box::new(move |result| {
+                done(match result {
+                    Ok(removed) => StorageOutcome::Applied(removed),
+                    Err(error) => StorageOutcome::Failed(error.to_string()),
+                })
+            }),
+        ),
+        other => done(execute(store, other)),
+    }
 }
 
 /// Runs one of the core's storage requests on `store` (the node on its
