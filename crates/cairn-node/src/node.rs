@@ -18,8 +18,8 @@ use crate::transport::{
 use cairn_core::api::{Finger, Member, NodeInfo, RingView};
 use cairn_core::kv::{KvError, OpId, OpResult};
 use cairn_core::lookup::LookupError;
-use cairn_core::storage::{StorageOutcome, Ticket};
 use cairn_core::ring::walk::{WalkId, WalkedMember};
+use cairn_core::storage::{StorageOutcome, Ticket};
 use cairn_core::wire::{Request, Response};
 use cairn_core::{
     Action, Event, Host, Id, InboundId, LookupAnswer, LookupId, NodeId, Peer, Phase, Reply,

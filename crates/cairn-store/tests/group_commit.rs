@@ -69,3 +69,84 @@ fn concurrent_writers_share_commits_and_each_gets_its_own_answer() {
         counters.commits
     );
 }
+
+#[test]
+fn writes_handed_over_without_waiting_share_commits_and_are_reported_once_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = FaultPlan::new();
+    plan.delay_syncs(Duration::from_millis(5));
+    let store =
+        RedbStore::open_with_faults(dir.path(), StoreConfig::default(), plan).expect("open");
+    let (done, outcomes) = std::sync::mpsc::channel();
+    const WRITES: u64 = 200;
+    // One thread hands every write over at once: none waits for another.
+    for i in 0..WRITES {
+        let record = Record::value(format!("k{i}").as_bytes(), version(i + 1, 1), vec![1; 64]);
+        let done = done.clone();
+        store.apply_then(
+            vec![record.clone()],
+            Box::new(move |outcome| {
+                let _ = done.send((record, outcome));
+            }),
+        );
+    }
+    let stale = Record::value(b"k0", version(0, 1), vec![0; 64]);
+    let removal = (stale.key_id, version(1, 1));
+    let (removed, removed_outcome) = std::sync::mpsc::channel();
+    store.remove_then(
+        vec![removal],
+        Box::new(move |outcome| {
+            let _ = removed.send(outcome);
+        }),
+    );
+    for _ in 0..WRITES {
+        let (record, outcome) = outcomes
+            .recv_timeout(Duration::from_secs(30))
+            .expect("every write is reported");
+        assert!(outcome.expect("stored")[0].won());
+        // Reported only once durable, and visible then (but k0, which the
+        // removal queued behind it may have taken out already).
+        if record.key_id != stale.key_id {
+            assert_eq!(store.get(record.key_id).expect("get"), Some(record));
+        }
+    }
+    // The removal was queued after the write of k0, so it found that version.
+    assert_eq!(
+        removed_outcome
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the removal is reported")
+            .expect("removed"),
+        vec![true]
+    );
+    assert!(store.get(stale.key_id).expect("get").is_none());
+    let counters = store.commit_counters();
+    assert_eq!(counters.operations, WRITES + 1);
+    assert!(
+        counters.commits * 4 <= counters.operations,
+        "writes handed over at once were committed {} at a time",
+        counters.operations as f64 / counters.commits as f64
+    );
+}
+
+#[test]
+fn a_write_handed_over_to_a_failing_store_is_reported_failed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = FaultPlan::new();
+    let store = RedbStore::open_with_faults(dir.path(), StoreConfig::default(), plan.clone())
+        .expect("open");
+    plan.fail_syncs(true);
+    let (done, outcome) = std::sync::mpsc::channel();
+    store.apply_then(
+        vec![Record::value(b"k", version(1, 1), vec![1; 8])],
+        Box::new(move |result| {
+            let _ = done.send(result);
+        }),
+    );
+    let result = outcome
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the failure is reported");
+    assert!(
+        result.is_err(),
+        "a write whose fsync failed was acknowledged"
+    );
+}
