@@ -655,8 +655,13 @@ fn carry_out(shared: &Arc<Shared>, transport: &Transport, action: Action) {
                 cairn_store::execute_then(shared.store.as_ref(), request, Box::new(report));
             } else {
                 let store = shared.store.clone();
-                tokio::task::spawn_blocking(move || {
-                    report(cairn_store::execute(store.as_ref(), request));
+                tokio::spawn(async move {
+                    let outcome = tokio::task::spawn_blocking(move || {
+                        cairn_store::execute(store.as_ref(), request)
+                    })
+                    .await
+                    .unwrap_or_else(|error| StorageOutcome::Failed(format!("store task: {error}")));
+                    report(outcome);
                 });
             }
         }
