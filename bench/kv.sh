@@ -13,8 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_LOAD=${1:-30}
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-target}/release/cairn
+# CAIRN_BIN=path uses that binary as it is (no build).
+if [ -z "${CAIRN_BIN:-}" ]; then
+    cargo build --release --quiet
+fi
+BIN=${CAIRN_BIN:-${CARGO_TARGET_DIR:-target}/release/cairn}
 WORK=$(mktemp -d -t cairn-kvbench-XXXXXX)
 DEMO=
 cleanup() {
