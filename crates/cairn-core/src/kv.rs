@@ -302,6 +302,10 @@ pub const PUSH_RETRY: Duration = Duration::from_secs(1);
 /// How many times a handoff page is tried before the push is given up (the
 /// next change of the ring starts another).
 pub const PUSH_ATTEMPTS: u32 = 5;
+/// How long a leaving node hands its records over at most before it goes
+/// (whoever drives the leave waits for [`Replication::handing_off`] to turn
+/// false, or this long; the replicas repair what is left).
+pub const HANDOFF_BEFORE_LEAVE: Duration = Duration::from_secs(30);
 
 /// What this node holds and with whom, as last told by the ring.
 #[derive(Clone, Debug, PartialEq, Eq)]
