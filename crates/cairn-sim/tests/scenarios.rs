@@ -398,3 +398,29 @@ fn a_delete_survives_both_acknowledging_replicas_leaving_at_once() {
     assert_eq!(check.lost, 0, "{check:?}");
     assert_eq!(check.under_replicated, 0, "{check:?}");
 }
+
+/// Node clocks a few seconds apart: a write whose replicas keep a newer
+/// version is stamped anew after it and written again, so no acknowledged
+/// write is older (by version) than one acknowledged before it started.
+/// (Before replicas said which version they keep, 19 of these 2,500 writes
+/// were, 6 of them deletes that left the value in place.)
+#[test]
+fn no_acknowledged_write_is_behind_an_earlier_one_despite_clock_skew() {
+    let scenario = Scenario {
+        nodes: 20,
+        seed: 1,
+        duration: Duration::from_secs(60),
+        lookups: 0,
+        final_lookups: 10,
+        puts: 2000,
+        deletes: 500,
+        ..Scenario::default()
+    };
+    let report = run(&scenario);
+    let ops = &report.kv.ops;
+    assert!(ops.puts_acked > 1900, "{}", report.text());
+    assert!(ops.deletes_acked > 400, "{}", report.text());
+    assert_eq!(ops.writes_behind_earlier, 0, "{}", report.text());
+    assert_eq!(report.kv.lost, 0, "{}", report.text());
+    assert_eq!(report.kv.resurrected, 0, "{}", report.text());
+}
