@@ -373,6 +373,15 @@ impl Host {
                         let lookup = self.ring.start_lookup(self.last.now, target);
                         self.kv_lookups.insert(lookup, op);
                     }
+                    KvAction::Restamp { op, newer } => {
+                        let time = self.last;
+                        let version = self
+                            .hlc
+                            .observe(time.wall_ms, newer.timestamp)
+                            .ok()
+                            .map(|_| self.stamp(time));
+                        self.kv.restamp(time.now, op, version);
+                    }
                     other => return Some(Self::from_kv(other)),
                 }
                 continue;
@@ -446,6 +455,10 @@ impl Host {
             KvAction::Lookup { op, .. } => Action::KvDone {
                 op,
                 result: Err(KvError::NoReplicas("internal: lookup not started".into())),
+            },
+            KvAction::Restamp { op, .. } => Action::KvDone {
+                op,
+                result: Err(KvError::Outpaced { attempts: 0 }),
             },
         }
     }
@@ -582,6 +595,59 @@ mod tests {
             .filter(|a| !matches!(a, Action::Event(_)))
             .collect();
         assert_eq!(work, vec![], "nothing is sent or answered");
+    }
+
+    #[test]
+    fn a_put_that_loses_to_a_newer_version_is_stamped_after_it_and_written_again() {
+        // A ring of one: the local store is the only replica. It holds a
+        // version 5 s ahead of this node's clock (another writer's clock).
+        let mut host = Host::new(
+            peer(1),
+            RingConfig::default(),
+            KvConfig::default(),
+            1,
+            at(0, 1_000_000),
+        );
+        drain(&mut host);
+        let newer = Version::new(
+            crate::version::HlcTimestamp {
+                physical_ms: 1_005_000,
+                logical: 0,
+            },
+            peer(2).id,
+        );
+        let time = at(1, 1_000_001);
+        let op = host.put(time, b"key", b"mine".to_vec()).expect("serving");
+        let mut written = None;
+        for _ in 0..4 {
+            let actions = drain(&mut host);
+            if let Some(result) = actions.iter().find_map(|a| match a {
+                Action::KvDone { op: o, result } if *o == op => Some(result.clone()),
+                _ => None,
+            }) {
+                written = Some(result);
+                break;
+            }
+            for action in actions {
+                let Action::Storage { ticket, request } = action else {
+                    continue;
+                };
+                let outcome = match request {
+                    StorageRequest::Apply(records) => {
+                        StorageOutcome::Applied(records.iter().map(|r| r.version > newer).collect())
+                    }
+                    StorageRequest::Get(_) => {
+                        StorageOutcome::Got(Some(Record::value(b"key", newer, b"theirs".to_vec())))
+                    }
+                    other => panic!("unexpected store call {other:?}"),
+                };
+                host.storage_done(time, ticket, outcome);
+            }
+        }
+        match written {
+            Some(Ok(OpResult::Written { version })) => assert!(version > newer, "{version:?}"),
+            other => panic!("the put must be written after the newer version: {other:?}"),
+        }
     }
 
     #[test]

@@ -3,7 +3,12 @@
 //!
 //! A coordinator writes a record (stamped by the host's hybrid logical
 //! clock) to every member of the key's replica set in parallel, the local
-//! store included, and succeeds once W of them have stored it durably. A read
+//! store included, and succeeds once W of them hold it durably. A replica
+//! that keeps a newer version says which; when too many do for W to hold
+//! this one, the host's clock takes that version in, the record is stamped
+//! anew after it and written again (up to [`MAX_RESTAMPS`] times): with
+//! clocks apart, an acknowledged write is still newer than every write
+//! acknowledged before it (their W replicas and these share one). A read
 //! asks Q members, returns the newest version and writes it back to those
 //! that answered with an older one (read repair). A replica answers a store
 //! only once its store reports it durable (the host defers the answer).
@@ -183,6 +188,10 @@ pub enum KvError {
     },
     #[error("the ring did not name the replicas of the key in time: {0}")]
     NoReplicas(String),
+    #[error(
+        "the replicas kept newer versions of the key than this write, {attempts} times over (other writes of the key under way); a failed write may still take effect later"
+    )]
+    Outpaced { attempts: u32 },
     #[error("{0}")]
     Invalid(#[from] RecordError),
     #[error("the key is not valid UTF-8")]
@@ -213,6 +222,10 @@ pub enum KvAction {
     /// Find the replica set of `target` through the ring (the host starts
     /// the lookup and reports its answer with `on_replicas`).
     Lookup { op: OpId, target: Id },
+    /// Write `op` lost to `newer`, a version replicas keep: stamp it anew
+    /// after `newer` (the host's clock takes `newer` in) and report the new
+    /// version with [`Replication::restamp`].
+    Restamp { op: OpId, newer: Version },
     /// An operation ended.
     Done {
         op: OpId,
@@ -237,6 +250,8 @@ enum Part {
     Asked,
     /// Answered; for a read, with this version (none: no record).
     Answered(Option<Version>),
+    /// A write's replica keeps this version, newer than the one sent.
+    Refused(Version),
     Failed,
 }
 
@@ -250,6 +265,10 @@ struct Op {
     newest: Option<Record>,
     /// Started by this node itself (a cleanup confirmation), not a client.
     internal: bool,
+    /// A write: how many times it was stamped anew after losing to a newer
+    /// version, and whether a new stamp is awaited (answers wait meanwhile).
+    restamps: u32,
+    restamping: bool,
 }
 
 impl Op {
@@ -266,6 +285,9 @@ impl Op {
 enum Waiter {
     /// Replica `index` of operation `op`.
     Op { op: OpId, index: usize },
+    /// This node, replica `index` of write `op`, refused the write as
+    /// older: the version it keeps instead is read.
+    OpKept { op: OpId, index: usize },
     /// Nobody: a read repair, fire and forget.
     Repair,
     /// The cleanup pass: a page read, or a removal.
@@ -274,6 +296,18 @@ enum Waiter {
     List(OpId),
     /// A peer's request, answered once the store has done its part.
     Inbound(InboundId),
+    /// A peer's `Store` of `version` of `key_id`: answered `Stored`, or
+    /// `Newer` (once the version kept is read) if it was older.
+    InboundStore {
+        inbound: InboundId,
+        key_id: KeyId,
+        version: Version,
+    },
+    /// The version kept instead of a peer's `Store` of `version`, read.
+    InboundKept {
+        inbound: InboundId,
+        version: Version,
+    },
     /// A page of handoff `push`: read from the store, or sent to its target.
     Push(u64),
     /// Anti-entropy `sync`: a step's local or remote answer, or a record
@@ -302,6 +336,13 @@ pub const PUSH_RETRY: Duration = Duration::from_secs(1);
 /// How many times a handoff page is tried before the push is given up (the
 /// next change of the ring starts another).
 pub const PUSH_ATTEMPTS: u32 = 5;
+/// How many times a write that replicas refused for a newer version is
+/// stamped anew (after that version) and sent again before it fails.
+pub const MAX_RESTAMPS: u32 = 3;
+/// How long a leaving node hands its records over at most before it goes
+/// (whoever drives the leave waits for [`Replication::handing_off`] to turn
+/// false, or this long; the replicas repair what is left).
+pub const HANDOFF_BEFORE_LEAVE: Duration = Duration::from_secs(30);
 
 /// What this node holds and with whom, as last told by the ring.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -476,6 +517,8 @@ impl Replication {
                 replicas: Vec::new(),
                 newest: None,
                 internal: false,
+                restamps: 0,
+                restamping: false,
             },
         );
         match replicas {
@@ -504,18 +547,7 @@ impl Replication {
             .map(|p| (p, None))
             .collect();
         match &state.kind {
-            Kind::Write(record) => {
-                let record = record.clone();
-                for index in 0..state.replicas.len() {
-                    self.ask(
-                        op,
-                        index,
-                        Request::Store {
-                            record: Box::new(record.clone()),
-                        },
-                    );
-                }
-            }
+            Kind::Write(_) => self.send_write(op),
             Kind::Locate(key_id) => {
                 let key_id = *key_id;
                 for index in 0..state.replicas.len() {
@@ -533,6 +565,52 @@ impl Replication {
                 }
             }
         }
+    }
+
+    /// Sends write `op`'s record to every replica of it.
+    fn send_write(&mut self, op: OpId) {
+        let Some(state) = self.ops.get(&op) else {
+            return;
+        };
+        let Kind::Write(record) = &state.kind else {
+            return;
+        };
+        let record = record.clone();
+        for index in 0..state.replicas.len() {
+            self.ask(
+                op,
+                index,
+                Request::Store {
+                    record: Box::new(record.clone()),
+                },
+            );
+        }
+    }
+
+    /// Write `op` has a new stamp, after the version that beat it (`None`:
+    /// the clock could not take that version in): it goes to every replica
+    /// again. Answers to the old stamp are not waited for any more.
+    pub fn restamp(&mut self, now: Duration, op: OpId, version: Option<Version>) {
+        self.now = now;
+        let Some(state) = self.ops.get_mut(&op) else {
+            return;
+        };
+        let Kind::Write(record) = &mut state.kind else {
+            return;
+        };
+        let Some(version) = version else {
+            let attempts = state.restamps;
+            return self.finish(op, Err(KvError::Outpaced { attempts }));
+        };
+        record.version = version;
+        state.restamping = false;
+        for (_, part) in &mut state.replicas {
+            *part = None;
+        }
+        let old_round = |waiter: &Waiter| matches!(waiter, Waiter::Op { op: o, .. } | Waiter::OpKept { op: o, .. } if *o == op);
+        self.rpcs.retain(|_, (waiter, _)| !old_round(waiter));
+        self.tickets.retain(|_, waiter| !old_round(waiter));
+        self.send_write(op);
     }
 
     /// W, or all of a replica set smaller than R (a ring of fewer than R
@@ -600,24 +678,49 @@ impl Replication {
             .push_back(KvAction::Storage { ticket, request });
     }
 
+    /// Replica `index` of write `op` keeps `kept` rather than the record
+    /// sent: a refusal if `kept` is newer, else (the same version) a store.
+    fn on_kept(&mut self, op: OpId, index: usize, kept: Version) {
+        let newer = self
+            .ops
+            .get(&op)
+            .is_some_and(|o| matches!(&o.kind, Kind::Write(r) if kept > r.version));
+        if newer {
+            self.on_answer(op, index, Part::Refused(kept), None);
+        } else {
+            self.on_part(op, index, Some(None));
+        }
+    }
+
     /// Replica `index` of `op` answered (or failed: `None`).
     fn on_part(&mut self, op: OpId, index: usize, answer: Option<Option<Record>>) {
+        match answer {
+            None => self.on_answer(op, index, Part::Failed, None),
+            Some(record) => {
+                let part = Part::Answered(record.as_ref().map(|r| r.version));
+                self.on_answer(op, index, part, record);
+            }
+        }
+    }
+
+    /// Replica `index` of `op` took `part` in it (with the record it read).
+    fn on_answer(&mut self, op: OpId, index: usize, new_part: Part, answer: Option<Record>) {
         let (write_quorum, read_quorum) = (self.config.write_quorum, self.config.read_quorum);
         let Some(state) = self.ops.get_mut(&op) else {
             return; // Ended already: a late answer.
         };
+        if state.restamping {
+            return;
+        }
         let Some((_, part)) = state.replicas.get_mut(index) else {
             return;
         };
         if *part != Some(Part::Asked) {
             return;
         }
-        *part = Some(match &answer {
-            None => Part::Failed,
-            Some(record) => Part::Answered(record.as_ref().map(|r| r.version)),
-        });
-        let failed_now = answer.is_none();
-        if let Some(Some(record)) = answer
+        *part = Some(new_part);
+        let failed_now = new_part == Part::Failed;
+        if let Some(record) = answer
             && state
                 .newest
                 .as_ref()
@@ -630,7 +733,18 @@ impl Replication {
         let failed = state.count(|p| p == Part::Failed);
         match state.kind.clone() {
             Kind::Write(record) => {
+                // Only replicas that hold this version count: W of them
+                // means no write acknowledged before is newer (its W
+                // replicas and these share one, which would have refused).
                 let needed = write_quorum.min(total);
+                let refused: Vec<Version> = state
+                    .replicas
+                    .iter()
+                    .filter_map(|(_, p)| match p {
+                        Some(Part::Refused(kept)) => Some(*kept),
+                        _ => None,
+                    })
+                    .collect();
                 if answered >= needed {
                     self.finish(
                         op,
@@ -638,7 +752,18 @@ impl Replication {
                             version: record.version,
                         }),
                     );
-                } else if total - failed < needed {
+                } else if total - failed - refused.len() >= needed {
+                    // W may still store it: wait.
+                } else if let Some(newer) = refused.iter().max().copied() {
+                    if state.restamps < MAX_RESTAMPS {
+                        state.restamps += 1;
+                        state.restamping = true;
+                        self.actions.push_back(KvAction::Restamp { op, newer });
+                    } else {
+                        let attempts = state.restamps;
+                        self.finish(op, Err(KvError::Outpaced { attempts }));
+                    }
+                } else {
                     self.finish(op, Err(no_quorum("write", answered, needed, total)));
                 }
             }
@@ -747,10 +872,12 @@ impl Replication {
                         reason: format!("refused record: {error}"),
                     });
                 }
-                self.store(
-                    Waiter::Inbound(inbound),
-                    StorageRequest::Apply(vec![*record]),
-                );
+                let waiter = Waiter::InboundStore {
+                    inbound,
+                    key_id: record.key_id,
+                    version: record.version,
+                };
+                self.store(waiter, StorageRequest::Apply(vec![*record]));
                 None
             }
             Request::Fetch { .. } if self.quarantined => Some(Response::Error {
@@ -1016,6 +1143,15 @@ impl Replication {
         match waiter {
             Waiter::Op { op, index } => {
                 let answer = match outcome {
+                    StorageOutcome::Applied(won) if !won.iter().any(|w| *w) => {
+                        // Refused as older, or held already: which version stays?
+                        let key_id = match self.ops.get(&op).map(|o| &o.kind) {
+                            Some(Kind::Write(record)) => record.key_id,
+                            _ => return,
+                        };
+                        let waiter = Waiter::OpKept { op, index };
+                        return self.store(waiter, StorageRequest::Get(key_id));
+                    }
                     StorageOutcome::Applied(_) => Some(None),
                     StorageOutcome::Got(record) => Some(record),
                     StorageOutcome::Failed(_)
@@ -1028,6 +1164,39 @@ impl Replication {
                 };
                 self.on_part(op, index, answer);
             }
+            Waiter::OpKept { op, index } => match outcome {
+                StorageOutcome::Got(Some(kept)) => self.on_kept(op, index, kept.version),
+                // Removed meanwhile (a cleanup): it was stored all the same.
+                StorageOutcome::Got(None) => self.on_part(op, index, Some(None)),
+                _ => self.on_part(op, index, None),
+            },
+            Waiter::InboundStore {
+                inbound,
+                key_id,
+                version,
+            } => match outcome {
+                StorageOutcome::Applied(won) if !won.iter().any(|w| *w) => {
+                    let waiter = Waiter::InboundKept { inbound, version };
+                    self.store(waiter, StorageRequest::Get(key_id));
+                }
+                other => self.respond(inbound, other),
+            },
+            Waiter::InboundKept { inbound, version } => {
+                let response = match outcome {
+                    StorageOutcome::Got(Some(kept)) if kept.version > version => Response::Newer {
+                        version: kept.version,
+                    },
+                    StorageOutcome::Got(_) => Response::Stored { won: false },
+                    StorageOutcome::Failed(reason) => Response::Error {
+                        reason: format!("the replica's store failed: {reason}"),
+                    },
+                    _ => Response::Error {
+                        reason: "internal: the kept version was not read".into(),
+                    },
+                };
+                self.actions
+                    .push_back(KvAction::Respond { inbound, response });
+            }
             Waiter::Repair | Waiter::Pull(_) => {}
             Waiter::Cleanup => self.on_cleanup_storage(outcome),
             Waiter::List(op) => self.on_listed(op, Self::list_outcome(outcome)),
@@ -1038,29 +1207,32 @@ impl Replication {
                     self.pushes.remove(&push);
                 }
             },
-            Waiter::Inbound(inbound) => {
-                let response = match outcome {
-                    StorageOutcome::Applied(won) => Response::Stored {
-                        won: won.iter().any(|w| *w),
-                    },
-                    StorageOutcome::Digest(digest) => Response::Digest { digest },
-                    StorageOutcome::Digests(digests) => Response::Digests { digests },
-                    StorageOutcome::Versions(entries) => Response::Versions { entries },
-                    StorageOutcome::Scanned(_) | StorageOutcome::Records(_) => Response::Error {
-                        reason: "internal: a scan answered a store".into(),
-                    },
-                    StorageOutcome::Got(record) => Response::Record {
-                        record: record.map(Box::new),
-                    },
-                    StorageOutcome::Keys { keys, truncated } => Response::Keys { keys, truncated },
-                    StorageOutcome::Failed(reason) => Response::Error {
-                        reason: format!("the replica's store failed: {reason}"),
-                    },
-                };
-                self.actions
-                    .push_back(KvAction::Respond { inbound, response });
-            }
+            Waiter::Inbound(inbound) => self.respond(inbound, outcome),
         }
+    }
+
+    /// Answers a peer's request with what the store did for it.
+    fn respond(&mut self, inbound: InboundId, outcome: StorageOutcome) {
+        let response = match outcome {
+            StorageOutcome::Applied(won) => Response::Stored {
+                won: won.iter().any(|w| *w),
+            },
+            StorageOutcome::Digest(digest) => Response::Digest { digest },
+            StorageOutcome::Digests(digests) => Response::Digests { digests },
+            StorageOutcome::Versions(entries) => Response::Versions { entries },
+            StorageOutcome::Scanned(_) | StorageOutcome::Records(_) => Response::Error {
+                reason: "internal: a scan answered a store".into(),
+            },
+            StorageOutcome::Got(record) => Response::Record {
+                record: record.map(Box::new),
+            },
+            StorageOutcome::Keys { keys, truncated } => Response::Keys { keys, truncated },
+            StorageOutcome::Failed(reason) => Response::Error {
+                reason: format!("the replica's store failed: {reason}"),
+            },
+        };
+        self.actions
+            .push_back(KvAction::Respond { inbound, response });
     }
 
     /// The answer to request `rpc` arrived.
@@ -1087,6 +1259,7 @@ impl Replication {
         }
         if let Waiter::Op { op, index } = waiter {
             let answer = match response {
+                Response::Newer { version } => return self.on_kept(op, index, version),
                 Response::Stored { .. } => Some(None),
                 Response::Record { record } => Some(record.map(|r| *r)),
                 // An error, or an answer of the wrong kind: this replica failed.
@@ -1314,6 +1487,216 @@ mod tests {
                 asked: 3
             }))
         );
+    }
+
+    fn stores_sent(actions: &[KvAction]) -> Vec<(Peer, Version)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                KvAction::Send {
+                    to,
+                    request: Request::Store { record },
+                    ..
+                } => Some((*to, record.version)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn restamp_asked(actions: &[KvAction]) -> Option<(OpId, Version)> {
+        actions.iter().find_map(|a| match a {
+            KvAction::Restamp { op, newer } => Some((*op, *newer)),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_write_two_replicas_refuse_for_a_newer_version_is_stamped_after_it_and_sent_again() {
+        let mut kv = Replication::new(peer(4), KvConfig::default());
+        let op = kv
+            .write(at(0), record(b"v", 10), Some(three()))
+            .expect("valid");
+        let first = drain(&mut kv);
+        let newer = Response::Newer {
+            version: version(20),
+        };
+        kv.handle_response(at(1), sent_to(&first, peer(1)), newer.clone());
+        assert_eq!(restamp_asked(&drain(&mut kv)), None, "W may still store it");
+        kv.handle_response(at(2), sent_to(&first, peer(2)), newer);
+        let actions = drain(&mut kv);
+        assert_eq!(done(&actions), None, "a refused write is not acknowledged");
+        assert_eq!(restamp_asked(&actions), Some((op, version(20))));
+
+        kv.restamp(at(3), op, Some(version(21)));
+        let second = drain(&mut kv);
+        assert_eq!(
+            stores_sent(&second),
+            three()
+                .into_iter()
+                .map(|p| (p, version(21)))
+                .collect::<Vec<_>>(),
+            "the new stamp goes to every replica"
+        );
+        kv.handle_response(
+            at(4),
+            sent_to(&first, peer(3)),
+            Response::Stored { won: true },
+        );
+        assert_eq!(
+            done(&drain(&mut kv)),
+            None,
+            "an answer to the old stamp does not count"
+        );
+        for replica in [peer(1), peer(3)] {
+            kv.handle_response(
+                at(5),
+                sent_to(&second, replica),
+                Response::Stored { won: true },
+            );
+        }
+        assert_eq!(
+            done(&drain(&mut kv)),
+            Some(Ok(OpResult::Written {
+                version: version(21)
+            }))
+        );
+    }
+
+    #[test]
+    fn a_write_one_replica_refuses_is_acknowledged_by_the_two_others() {
+        let mut kv = Replication::new(peer(4), KvConfig::default());
+        kv.write(at(0), record(b"v", 10), Some(three()))
+            .expect("valid");
+        let actions = drain(&mut kv);
+        let answers = [
+            (
+                peer(1),
+                Response::Newer {
+                    version: version(20),
+                },
+            ),
+            // The same version held already counts as stored.
+            (peer(2), Response::Stored { won: false }),
+            (peer(3), Response::Stored { won: true }),
+        ];
+        for (replica, answer) in answers {
+            kv.handle_response(at(1), sent_to(&actions, replica), answer);
+        }
+        let actions = drain(&mut kv);
+        assert_eq!(restamp_asked(&actions), None);
+        assert_eq!(
+            done(&actions),
+            Some(Ok(OpResult::Written {
+                version: version(10)
+            }))
+        );
+    }
+
+    #[test]
+    fn a_local_replica_that_keeps_a_newer_version_refuses_too() {
+        let mut kv = Replication::new(peer(1), KvConfig::default());
+        let op = kv
+            .write(at(0), record(b"v", 10), Some(three()))
+            .expect("valid");
+        let actions = drain(&mut kv);
+        kv.on_storage(
+            at(1),
+            local_ticket(&actions),
+            StorageOutcome::Applied(vec![false]),
+        );
+        let read = drain(&mut kv);
+        assert!(
+            read.iter().any(|a| matches!(
+                a,
+                KvAction::Storage {
+                    request: StorageRequest::Get(_),
+                    ..
+                }
+            )),
+            "the version kept is read: {read:?}"
+        );
+        kv.on_storage(
+            at(2),
+            local_ticket(&read),
+            StorageOutcome::Got(Some(record(b"newer", 30))),
+        );
+        kv.handle_failure(at(3), sent_to(&actions, peer(2)));
+        assert_eq!(
+            restamp_asked(&drain(&mut kv)),
+            Some((op, version(30))),
+            "one refusal and one failure leave no quorum for this version"
+        );
+    }
+
+    #[test]
+    fn a_write_outpaced_every_time_fails_saying_so() {
+        let mut kv = Replication::new(peer(4), KvConfig::default());
+        let op = kv
+            .write(at(0), record(b"v", 10), Some(three()))
+            .expect("valid");
+        let mut sent = drain(&mut kv);
+        for attempt in 0..=MAX_RESTAMPS {
+            let newer = version(100 + u64::from(attempt) * 10);
+            for replica in three() {
+                kv.handle_response(
+                    at(1),
+                    sent_to(&sent, replica),
+                    Response::Newer { version: newer },
+                );
+            }
+            let actions = drain(&mut kv);
+            if attempt < MAX_RESTAMPS {
+                assert_eq!(restamp_asked(&actions), Some((op, newer)));
+                kv.restamp(at(2), op, Some(version(101 + u64::from(attempt) * 10)));
+                sent = drain(&mut kv);
+            } else {
+                assert_eq!(
+                    done(&actions),
+                    Some(Err(KvError::Outpaced {
+                        attempts: MAX_RESTAMPS
+                    }))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_replica_that_keeps_a_newer_version_says_which() {
+        for (kept, expected) in [
+            (
+                30,
+                Response::Newer {
+                    version: version(30),
+                },
+            ),
+            (10, Response::Stored { won: false }),
+        ] {
+            let mut kv = Replication::new(peer(2), KvConfig::default());
+            let answer = kv.handle_request(
+                at(0),
+                peer(1),
+                InboundId(7),
+                Request::Store {
+                    record: Box::new(record(b"v", 10)),
+                },
+            );
+            assert_eq!(answer, None, "answered once the store did its part");
+            let ticket = local_ticket(&drain(&mut kv));
+            kv.on_storage(at(1), ticket, StorageOutcome::Applied(vec![false]));
+            let ticket = local_ticket(&drain(&mut kv));
+            kv.on_storage(
+                at(2),
+                ticket,
+                StorageOutcome::Got(Some(record(b"kept", kept))),
+            );
+            assert_eq!(
+                drain(&mut kv),
+                vec![KvAction::Respond {
+                    inbound: InboundId(7),
+                    response: expected
+                }]
+            );
+        }
     }
 
     #[test]

@@ -18,10 +18,11 @@ use serde::{Deserialize, Serialize}; // A plain address value: the core never op
 /// exchanges list fingerprints and predecessor lists; `Introduce`,
 /// `ProbeFor`, and replication's `Store` and `Fetch` (not released between).
 /// 3: anti-entropy descends the digest tree (`SyncNodes`, `ListVersions`)
-/// and `SyncRange` no longer asks for the whole range back.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// and `SyncRange` no longer asks for the whole range back. 4: a replica
+/// that keeps a newer version than a `Store` sent says which (`Newer`).
+pub const PROTOCOL_VERSION: u32 = 4;
 /// The QUIC ALPN, also versioned.
-pub const ALPN: &[u8] = b"cairn/3";
+pub const ALPN: &[u8] = b"cairn/4";
 /// The hard limit of one frame's body, in bytes. Records (up to 1 MiB inline)
 /// fit with room for their header; bulk data is streamed after a header.
 pub const MAX_FRAME: usize = 2 * 1024 * 1024;
@@ -88,7 +89,8 @@ pub enum Request {
     /// path other than the asker's own).
     ProbeFor { target: Peer },
     /// Replication: "store this record durably" (last writer wins). Answered
-    /// `Stored` once durable, or `Error`.
+    /// `Stored` once durable, `Newer` if the replica keeps a newer version,
+    /// or `Error`.
     Store { record: Box<Record> },
     /// Replication: "send me your record of this key id".
     Fetch { key_id: KeyId },
@@ -182,6 +184,11 @@ pub enum Response {
     Versions {
         entries: Vec<(KeyId, Version)>,
     },
+    /// The answer to `Store` when the replica holds a newer version of the
+    /// key than the one sent: it keeps that one (durably), which is this.
+    Newer {
+        version: Version,
+    },
 }
 
 #[cfg(test)]
@@ -258,6 +265,17 @@ mod tests {
         );
         assert_eq!(encode(&Response::Stored { won: true }), "0701");
         assert_eq!(encode(&Response::Record { record: None }), "0900");
+        let version = Version::new(
+            crate::version::HlcTimestamp {
+                physical_ms: 300,
+                logical: 1,
+            },
+            NodeId(Id([2; 32])),
+        );
+        assert_eq!(
+            encode(&Response::Newer { version }),
+            format!("0dac0201{}", "02".repeat(32))
+        );
     }
 
     #[test]

@@ -66,7 +66,10 @@ impl From<NodeError> for ApiError {
             }
             NodeError::Kv(KvError::Invalid(_) | KvError::KeyNotUtf8) => StatusCode::BAD_REQUEST,
             NodeError::Kv(
-                KvError::NoQuorum { .. } | KvError::NoReplicas(_) | KvError::NotServing,
+                KvError::NoQuorum { .. }
+                | KvError::Outpaced { .. }
+                | KvError::NoReplicas(_)
+                | KvError::NotServing,
             ) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -55,7 +55,7 @@ pub enum NodeError {
 }
 
 /// How long a leaving node hands its records over at most before it goes.
-pub const HANDOFF_BEFORE_LEAVE: Duration = Duration::from_secs(30);
+pub use cairn_core::kv::HANDOFF_BEFORE_LEAVE;
 
 /// How many members `ring_view` walks at most (the core's limit).
 pub use cairn_core::ring::walk::MAX_RING_WALK;

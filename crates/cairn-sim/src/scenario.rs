@@ -25,7 +25,8 @@ pub struct Scenario {
     pub churn_mean: Option<Duration>,
     /// How long churn (and the lookups during it) lasts.
     pub duration: Duration,
-    /// Fraction of departures that are crashes (the rest leave gracefully).
+    /// Fraction of departures that are crashes (the rest leave gracefully:
+    /// they hand their records over first, as `cairn node` does).
     pub crash_fraction: f64,
     /// Lookups started during churn (spread as a Poisson process).
     pub lookups: usize,

@@ -9,6 +9,7 @@
 //! the true membership.
 
 use crate::network::{NetworkModel, Partition};
+use cairn_core::kv::HANDOFF_BEFORE_LEAVE;
 use cairn_core::lookup::LookupError;
 use cairn_core::rng::Rng;
 use cairn_core::wire::{Request, Response};
@@ -89,6 +90,10 @@ pub enum Event {
         message: Message,
     },
     Wake {
+        node: NodeId,
+    },
+    /// A leaving node's time to hand its records over is up: it leaves now.
+    HandoffDeadline {
         node: NodeId,
     },
     /// A workload event, handled by the scenario (see [`Sim::run_until`]).
@@ -252,6 +257,10 @@ pub struct Sim {
     pub kv_faults: cairn_core::kv::KvFaults,
     pub network: NetworkModel,
     pub partitions: Vec<Partition>,
+    /// Nodes cut off from everyone until the time given (see [`Sim::cut_off`]).
+    cut_off: IdMap<Duration>,
+    /// Leaving nodes still handing their records over (members meanwhile).
+    handing_off: HashSet<NodeId>,
     queue: BinaryHeap<Entry>,
     slab: Vec<Option<Event>>,
     free_slots: Vec<usize>,
@@ -290,6 +299,8 @@ impl Sim {
             kv_faults: cairn_core::kv::KvFaults::default(),
             network,
             partitions: Vec::new(),
+            cut_off: IdMap::default(),
+            handing_off: HashSet::new(),
             queue: BinaryHeap::new(),
             slab: Vec::new(),
             free_slots: Vec::new(),
@@ -469,6 +480,7 @@ impl Sim {
     /// simulator kept for it.
     fn forget_node(&mut self, id: NodeId) {
         self.nodes.remove(&id);
+        self.handing_off.remove(&id);
         self.lookups.retain(|(node, _)| *node != id);
         // A watch whose watcher is gone can never end: the crash goes unjudged.
         let orphaned = self.crashed_watch.len();
@@ -501,18 +513,52 @@ impl Sim {
         }
     }
 
-    /// A node leaves gracefully: it is no longer a member; it stops once its neighbours were told.
+    /// A node leaves gracefully, as `cairn node` does: a member first hands
+    /// every range it holds to the node that becomes its new replica (for
+    /// up to [`HANDOFF_BEFORE_LEAVE`], still a member and serving
+    /// meanwhile); then it is no longer a member, and it stops once its
+    /// neighbours were told.
     pub fn leave(&mut self, id: NodeId) {
         let now = self.now;
+        if self.handing_off.contains(&id) {
+            return;
+        }
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        self.counters.leaves += 1;
+        if *node.core.phase() != Phase::Active {
+            return self.leave_now(id);
+        }
+        let time = node.time(now);
+        node.core.hand_off_before_leaving(time);
+        self.handing_off.insert(id);
+        self.schedule(
+            now + HANDOFF_BEFORE_LEAVE,
+            Event::HandoffDeadline { node: id },
+        );
+        self.note(|| format!("{} hands its records over before leaving", id.short()));
+        self.drain(id); // Leaves at once if there is nothing to hand over.
+    }
+
+    /// The leave itself, once the handoff is done (or its time is up).
+    fn leave_now(&mut self, id: NodeId) {
+        let now = self.now;
+        self.handing_off.remove(&id);
         let Some(node) = self.nodes.get_mut(&id) else {
             return;
         };
         let time = node.time(now);
         node.core.leave(time);
-        self.counters.leaves += 1;
         self.remove_member(id);
         self.note(|| format!("{} leaves", id.short()));
         self.drain(id);
+    }
+
+    /// Every message to or from `id` is lost until `until` (a partition of
+    /// one node, for tests that need one replica to miss a write).
+    pub fn cut_off(&mut self, id: NodeId, until: Duration) {
+        self.cut_off.insert(id, until);
     }
 
     /// Starts a lookup of `target` at member `from`.
@@ -545,6 +591,11 @@ impl Sim {
             match event {
                 Event::Deliver { to, from, message } => self.deliver(to, from, message),
                 Event::Wake { node } => self.wake(node, entry.at),
+                Event::HandoffDeadline { node } => {
+                    if self.handing_off.contains(&node) {
+                        self.leave_now(node);
+                    }
+                }
                 Event::Workload(event) => workload(self, event),
             }
         }
@@ -615,10 +666,13 @@ impl Sim {
         self.counters.kind_messages[kind] += 1;
         self.counters.kind_bytes[kind] += size as u64;
         let now = self.now;
-        let cut = self
-            .partitions
-            .iter()
-            .any(|p| p.cuts(now, from.id.id().high_u64(), to.id().high_u64()));
+        let isolated = |id: &NodeId| self.cut_off.get(id).is_some_and(|until| now < *until);
+        let cut = isolated(&from.id)
+            || isolated(&to)
+            || self
+                .partitions
+                .iter()
+                .any(|p| p.cuts(now, from.id.id().high_u64(), to.id().high_u64()));
         match self.network.delay(&mut self.rng) {
             Some(delay) if !cut => {
                 self.schedule(now + delay, Event::Deliver { to, from, message });
@@ -665,6 +719,11 @@ impl Sim {
                 }
                 Action::Event(HostEvent::Ring(event)) => self.on_event(id, me, event),
             }
+        }
+        if self.handing_off.contains(&id)
+            && self.nodes.get(&id).is_some_and(|n| !n.core.handing_off())
+        {
+            return self.leave_now(id);
         }
         let now = self.now;
         let Some(node) = self.nodes.get_mut(&id) else {

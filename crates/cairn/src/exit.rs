@@ -118,7 +118,10 @@ impl From<&NodeError> for ExitCode {
             | NodeError::Lookup(_)
             | NodeError::ShuttingDown
             | NodeError::Kv(
-                KvError::NoQuorum { .. } | KvError::NoReplicas(_) | KvError::NotServing,
+                KvError::NoQuorum { .. }
+                | KvError::Outpaced { .. }
+                | KvError::NoReplicas(_)
+                | KvError::NotServing,
             ) => ExitCode::RingError,
         }
     }
