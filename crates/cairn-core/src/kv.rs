@@ -403,6 +403,14 @@ pub struct Replication {
     /// The wall clock (ms since the UNIX epoch) at the last timeout, for
     /// the age of tombstones.
     wall_ms: u64,
+    /// Replicas of writes that ended with their quorum before these
+    /// answered, by (operation, replica index): if the write fails there
+    /// (a lost request, a store error), it is sent once more, so that a
+    /// lost message does not leave the write on W replicas until
+    /// anti-entropy, where losing those W would lose it.
+    trailing: BTreeMap<(OpId, usize), (Peer, Record)>,
+    /// Writes sent once more to a replica that failed them after the quorum.
+    pub trailing_retries: u64,
     /// Records handed off (pushed and stored by their new holders), and pages.
     pub pushed_records: u64,
     pub pushed_pages: u64,
@@ -432,6 +440,8 @@ impl Replication {
             ops: BTreeMap::new(),
             next_rpc: 1,
             rpcs: BTreeMap::new(),
+            trailing: BTreeMap::new(),
+            trailing_retries: 0,
             now: Duration::ZERO,
             next_ticket: 1,
             tickets: BTreeMap::new(),
@@ -847,9 +857,40 @@ impl Replication {
     fn finish(&mut self, op: OpId, result: Result<OpResult, KvError>) {
         match self.ops.remove(&op) {
             Some(state) if state.internal => self.on_confirmed(op, result),
-            Some(_) => self.actions.push_back(KvAction::Done { op, result }),
+            Some(state) => {
+                if let (Kind::Write(record), Ok(_)) = (&state.kind, &result) {
+                    self.trail(op, &state, record);
+                }
+                self.actions.push_back(KvAction::Done { op, result });
+            }
             None => {}
         }
+    }
+
+    /// Keeps an eye on the replicas of write `op` still answering after its
+    /// quorum: see [`Replication::trailing`].
+    fn trail(&mut self, op: OpId, state: &Op, record: &Record) {
+        for (index, (peer, part)) in state.replicas.iter().enumerate() {
+            if *part == Some(Part::Asked) && peer.id != self.me.id {
+                self.trailing.insert((op, index), (*peer, record.clone()));
+            }
+        }
+    }
+
+    /// A replica of an ended write answered (`stored`: it holds the write or
+    /// a newer version) or failed; a failure is sent the write once more.
+    fn on_trailing(&mut self, op: OpId, index: usize, stored: bool) -> bool {
+        let Some((peer, record)) = self.trailing.remove(&(op, index)) else {
+            return false;
+        };
+        if !stored {
+            self.trailing_retries += 1;
+            let request = Request::Store {
+                record: Box::new(record),
+            };
+            self.send(Waiter::Repair, peer, request);
+        }
+        true
     }
 
     // ---- the replica side ----
@@ -1258,6 +1299,10 @@ impl Replication {
             return self.on_pulled(key_id, response);
         }
         if let Waiter::Op { op, index } = waiter {
+            let stored = matches!(response, Response::Stored { .. } | Response::Newer { .. });
+            if self.on_trailing(op, index, stored) {
+                return;
+            }
             let answer = match response {
                 Response::Newer { version } => return self.on_kept(op, index, version),
                 Response::Stored { .. } => Some(None),
@@ -1273,7 +1318,14 @@ impl Replication {
     pub fn handle_failure(&mut self, now: Duration, rpc: u64) {
         self.now = now;
         match self.rpcs.remove(&rpc) {
-            Some((Waiter::Op { op, index }, _)) => self.on_part(op, index, None),
+            Some((Waiter::Op { op, index }, _)) => {
+                // A replica of an ended write is sent it again; otherwise
+                // the failure counts against the operation.
+                let retried = self.on_trailing(op, index, false);
+                if !retried {
+                    self.on_part(op, index, None);
+                }
+            }
             Some((Waiter::Push(push), _)) => self.push_failed(push),
             Some((Waiter::Sync(sync), _)) => self.end_sync(sync),
             Some((Waiter::List(op), _)) => self.on_listed(op, None),
@@ -1457,6 +1509,81 @@ mod tests {
                 version: version(10)
             }))
         );
+    }
+
+    /// A write on its quorum of this node and peer 3; peer 2 still asked.
+    fn a_write_with_its_quorum_before_peer_2(kv: &mut Replication) -> Vec<KvAction> {
+        kv.write(at(0), record(b"v", 10), Some(three()))
+            .expect("valid");
+        let actions = drain(kv);
+        kv.on_storage(
+            at(1),
+            local_ticket(&actions),
+            StorageOutcome::Applied(vec![true]),
+        );
+        kv.handle_response(
+            at(2),
+            sent_to(&actions, peer(3)),
+            Response::Stored { won: true },
+        );
+        assert!(matches!(done(&drain(kv)), Some(Ok(_))));
+        actions
+    }
+
+    #[test]
+    fn a_replica_that_fails_a_write_after_its_quorum_is_sent_it_once_more() {
+        let mut kv = Replication::new(peer(1), KvConfig::default());
+        let actions = a_write_with_its_quorum_before_peer_2(&mut kv);
+        // The Store to peer 2 was lost: its deadline passes.
+        kv.handle_timeout(at(0) + KvConfig::default().op_deadline, 0);
+        let again = drain(&mut kv);
+        let retry = sent_to(&again, peer(2));
+        assert!(
+            again.iter().any(|a| matches!(a,
+                KvAction::Send { to, request: Request::Store { record }, .. }
+                    if *to == peer(2) && record.version == version(10))),
+            "the write is sent to peer 2 again: {again:?}"
+        );
+        assert_eq!(kv.trailing_retries, 1);
+        // Once only: the retry failing too leaves the rest to anti-entropy.
+        kv.handle_failure(at(3), retry);
+        assert!(drain(&mut kv).is_empty());
+        // An error answer is a failure too.
+        let actions2 = a_write_with_its_quorum_before_peer_2(&mut kv);
+        let first = sent_to(&actions2, peer(2));
+        assert_ne!(first, sent_to(&actions, peer(2)));
+        kv.handle_response(
+            at(4),
+            first,
+            Response::Error {
+                reason: "disk full".into(),
+            },
+        );
+        assert!(
+            drain(&mut kv)
+                .iter()
+                .any(|a| matches!(a, KvAction::Send { to, .. } if *to == peer(2)))
+        );
+        assert_eq!(kv.trailing_retries, 2);
+    }
+
+    #[test]
+    fn a_replica_that_stores_a_write_after_its_quorum_is_not_sent_it_again() {
+        let mut kv = Replication::new(peer(1), KvConfig::default());
+        let actions = a_write_with_its_quorum_before_peer_2(&mut kv);
+        kv.handle_response(
+            at(3),
+            sent_to(&actions, peer(2)),
+            Response::Stored { won: true },
+        );
+        kv.handle_timeout(at(0) + KvConfig::default().op_deadline, 0);
+        assert!(
+            !drain(&mut kv)
+                .iter()
+                .any(|a| matches!(a, KvAction::Send { to, .. } if *to == peer(2)))
+        );
+        assert_eq!(kv.trailing_retries, 0);
+        assert!(kv.trailing.is_empty());
     }
 
     #[test]

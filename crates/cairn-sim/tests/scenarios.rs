@@ -399,6 +399,62 @@ fn a_delete_survives_both_acknowledging_replicas_leaving_at_once() {
     assert_eq!(check.under_replicated, 0, "{check:?}");
 }
 
+/// A write acknowledged by two replicas while its Store to the third was
+/// lost, then both of those crash a few seconds later, before anti-entropy
+/// compares them. The coordinator sends the write once more to a replica
+/// that failed it after the quorum, so the third holds it by then.
+#[test]
+fn a_delete_survives_both_acknowledging_replicas_crashing_soon_after() {
+    let mut sim = Sim::new(5, wide_area_ring(), NetworkModel::default());
+    sim.spawn(None);
+    for _ in 1..12 {
+        let via = sim.members().next().copied();
+        sim.spawn(via);
+        let next = sim.now + Duration::from_millis(200);
+        run_idle(&mut sim, next);
+    }
+    settle(&mut sim);
+    let members: Vec<NodeId> = sim.members().map(|p| p.id).collect();
+    sim.start_put(members[0], 0.0);
+    let next = sim.now + Duration::from_secs(30);
+    run_idle(&mut sim, next);
+    assert!(
+        sim.model.best(0).is_some_and(|b| !b.delete),
+        "the put is acknowledged"
+    );
+
+    let key_id = sim.model.key_id(0).expect("key 0 was put");
+    let owner = sim.true_successor(key_id.id()).expect("a ring").id;
+    let at = members.iter().position(|m| *m == owner).expect("a member");
+    let [a, b, c] = [0, 1, 2].map(|k| members[(at + k) % members.len()]);
+    let coordinator = members[(at + 3) % members.len()];
+    // The Store to c is lost; c is back well before the request's deadline.
+    sim.cut_off(c, sim.now + Duration::from_millis(500));
+    sim.start_delete(coordinator);
+    let next = sim.now + Duration::from_secs(1);
+    run_idle(&mut sim, next);
+    assert!(
+        sim.model.best(0).is_some_and(|b| b.delete),
+        "the delete is acknowledged by the two replicas that were reached"
+    );
+    // Past the request's deadline (half the operation's 5 s), before the
+    // first anti-entropy period (10 s) could have compared them.
+    let next = sim.now + Duration::from_secs(3);
+    run_idle(&mut sim, next);
+    sim.crash(a);
+    sim.crash(b);
+    let next = sim.now + Duration::from_secs(120);
+    run_idle(&mut sim, next);
+    settle(&mut sim);
+    let check = sim.check_kv();
+    assert_eq!(check.keys_deleted, 1, "{check:?}");
+    assert_eq!(
+        check.resurrected, 0,
+        "the deleted value came back: {check:?}"
+    );
+    assert_eq!(check.lost, 0, "{check:?}");
+}
+
 /// Node clocks a few seconds apart: a write whose replicas keep a newer
 /// version is stamped anew after it and written again, so no acknowledged
 /// write is older (by version) than one acknowledged before it started.
