@@ -3,6 +3,7 @@
 //! of these may be renamed.
 
 use crate::id::{Id, NodeId};
+use crate::range::KeyRange;
 use crate::wire::Peer;
 use core::net::SocketAddr;
 use serde::{Deserialize, Serialize}; // A plain address value: the core never opens a socket.
@@ -25,6 +26,29 @@ pub struct NodeInfo {
     /// What its store holds (`None`: the store did not say).
     #[serde(default)]
     pub stored: Option<StoredTotals>,
+    /// The keys it must hold, (R-th predecessor, itself], as it knows its
+    /// predecessors now (the whole ring while it knows fewer than R).
+    #[serde(default)]
+    pub held: Option<KeyRange>,
+    /// What replication moved to it since it started.
+    #[serde(default)]
+    pub received: Option<ReceivedTotals>,
+}
+
+/// The records that arrived at a node since it started: pushed to it by
+/// peers (`Store`, `StoreMany`) or answered to its `Fetch` requests. Counted
+/// as they arrive, whether or not they were newer than what it held.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedTotals {
+    /// Records, pushed and fetched.
+    pub records: u64,
+    /// Their key and value bytes (as [`StoredTotals::bytes`] counts them).
+    pub bytes: u64,
+    /// The part of `records` that answered its `Fetch` requests (anti-entropy
+    /// pulls, and reads it coordinated).
+    pub fetched_records: u64,
+    /// The part of `bytes` that answered its `Fetch` requests.
+    pub fetched_bytes: u64,
 }
 
 /// What a node's store holds.

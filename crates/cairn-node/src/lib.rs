@@ -7,12 +7,14 @@
 //! - [`http`]: the HTTP API (axum), JSON errors everywhere.
 //! - [`config`]: the daemon's settings (`NodeConfig`) and why they may not
 //!   work (`NodeConfigError`).
+//! - [`received`]: counts the records replication moved to this node.
 //! - [`transport`]: QUIC between nodes (TLS from the node key, cluster key
 //!   hello, length-prefixed postcard frames, one cached connection per peer).
 
 pub mod config;
 pub mod http;
 pub mod node;
+pub mod received;
 pub mod transport;
 
 /// The storage benchmark, for `cairn bench store` (the CLI reaches storage only through the node).

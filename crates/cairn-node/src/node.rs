@@ -12,6 +12,7 @@
 //! reports its answer or failure back to the core.
 
 use crate::config::NodeConfig;
+use crate::received::ReceivedCounter;
 use crate::transport::{
     Answer, ClusterKey, RequestHandler, Transport, TransportConfig, TransportError,
 };
@@ -82,6 +83,8 @@ struct Shared {
     phase: watch::Sender<PhaseView>,
     /// Set when the node should stop (leave request, signal).
     stop: watch::Sender<bool>,
+    /// The records replication moved here, for `GET /v1/node`.
+    received: ReceivedCounter,
 }
 
 /// The coarse phase, as observed from outside.
@@ -122,6 +125,7 @@ impl Shared {
 
 impl RequestHandler for Shared {
     fn handle(&self, from: Peer, request: Request) -> Answer {
+        self.received.count_request(&request);
         let time = self.time();
         let answer = {
             let mut core = self.core();
@@ -197,6 +201,7 @@ impl Node {
             stored: Mutex::new(Vec::new()),
             phase,
             stop,
+            received: ReceivedCounter::default(),
         });
         let transport = Transport::bind(transport_config, &key, shared.clone())?;
         let me = Peer {
@@ -375,6 +380,8 @@ impl Node {
                 })
                 .collect(),
             stored: None,
+            held: Some(core.ring().held_range()),
+            received: Some(self.shared.received.totals()),
         }
     }
 
@@ -616,7 +623,10 @@ fn carry_out(shared: &Arc<Shared>, transport: &Transport, action: Action) {
                 let result = transport.request(to.addr, Some(to.id), &request).await;
                 let time = shared.time();
                 match result {
-                    Ok((_, response)) => shared.core().handle_response(time, rpc, response),
+                    Ok((_, response)) => {
+                        shared.received.count_response(&response);
+                        shared.core().handle_response(time, rpc, response)
+                    }
                     Err(error) => {
                         debug!(peer = %to.id.short(), addr = %to.addr, "request failed: {error}");
                         shared.core().handle_failure(time, rpc);

@@ -16,6 +16,9 @@ pub struct Load {
     /// Send every request through the one node given, instead of spreading
     /// the clients over every member's HTTP API.
     pub through_one: bool,
+    /// Write the `keys` keys before the timed load (false: an earlier run
+    /// wrote them, and the load starts at once).
+    pub preload: bool,
 }
 
 /// The latencies of one client, per operation, and its failures.
@@ -46,7 +49,7 @@ pub async fn run(url: &str, load: &Load) -> Result<(), ClientError> {
     let client = members[0].clone();
     let value = vec![b'v'; load.value_size];
     // The keys first, so that every get finds one.
-    let preload = load.keys.min(100_000);
+    let preload = if load.preload { load.keys } else { 0 };
     eprintln!("writing {preload} keys through {url} ...");
     let through = if members.len() == 1 {
         format!("through {url}")
@@ -85,7 +88,7 @@ pub async fn run(url: &str, load: &Load) -> Result<(), ClientError> {
         let client = members[worker as usize % members.len()].clone();
         let value = value.clone();
         let stop = stop.clone();
-        let (keys, get_percent) = (preload.max(1), load.get_percent);
+        let (keys, get_percent) = (load.keys.max(1), load.get_percent);
         clients.spawn(async move {
             let mut tally = Tally::default();
             let mut rng = worker.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -124,7 +127,7 @@ pub async fn run(url: &str, load: &Load) -> Result<(), ClientError> {
     let seconds = load.seconds as f64;
     println!(
         "cairn bench kv: {} clients, {} s, {}-byte values, {}% gets, {} keys, {through}",
-        load.clients, load.seconds, load.value_size, load.get_percent, preload
+        load.clients, load.seconds, load.value_size, load.get_percent, load.keys
     );
     for (name, latencies) in [("put", &mut all.puts), ("get", &mut all.gets)] {
         latencies.sort_unstable();

@@ -203,6 +203,10 @@ pub enum Bench {
         /// clients over every member's HTTP API.
         #[arg(long)]
         through_one: bool,
+        /// Do not write the keys first: an earlier run wrote them (gets of
+        /// a missing key count as failed). The timed load starts at once.
+        #[arg(long)]
+        no_preload: bool,
     },
 }
 

@@ -53,6 +53,7 @@ async fn run(cli: &cli::Cli) -> Result<(), exit::Error> {
             get_percent,
             keys,
             through_one,
+            no_preload,
         }) => {
             let load = bench_kv::Load {
                 clients: *clients as usize,
@@ -61,6 +62,7 @@ async fn run(cli: &cli::Cli) -> Result<(), exit::Error> {
                 get_percent: *get_percent as u32,
                 keys: *keys,
                 through_one: *through_one,
+                preload: !*no_preload,
             };
             bench_kv::run(&cli.node, &load).await?
         }

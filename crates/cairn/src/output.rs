@@ -306,6 +306,8 @@ mod tests {
                 node: peer("aa000001", "127.0.0.1:7002"),
             }],
             stored: None,
+            held: None,
+            received: None,
         }
     }
 

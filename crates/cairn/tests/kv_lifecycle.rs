@@ -406,6 +406,22 @@ fn a_joining_node_receives_its_range_while_every_key_stays_readable() {
         replica_of > 0,
         "the newcomer must be a replica of some keys"
     );
+    // Each key it holds came to it in a replication request or an answer to
+    // its fetch (`GET /v1/node` -> received), and it knows its range.
+    let info = nodes
+        .last()
+        .expect("the newcomer")
+        .get_json("/v1/node")
+        .unwrap_or_else(|e| panic!("GET /v1/node of the newcomer: {e}"));
+    let received = |field: &str| info["received"][field].as_u64();
+    let (records, bytes) = (received("records"), received("bytes"));
+    eprintln!("the newcomer received {records:?} records, {bytes:?} bytes");
+    assert!(
+        records.is_some_and(|r| r >= replica_of as u64),
+        "it holds {replica_of} keys but received {records:?} records: {info}"
+    );
+    assert!(bytes.is_some_and(|b| b > 0), "{info}");
+    assert!(info["held"]["after"].is_string() && info["held"]["through"] == info["id"]);
     // Every key lists exactly the prescribed replicas (checked above); with
     // the newcomer in 3 of 5 replica sets about 3/5 of the keys are its.
     read_all(&[newcomer_http], &model)
