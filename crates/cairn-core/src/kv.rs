@@ -12,7 +12,9 @@
 //! this one, the host's clock takes that version in, the record is stamped
 //! anew after it and written again (up to [`MAX_RESTAMPS`] times): with
 //! clocks apart, an acknowledged write is still newer than every write
-//! acknowledged before it (their W replicas and these share one). A read
+//! acknowledged before it (their W replicas and these share one). Once
+//! stamped past what W replicas held, a write that replicas still refuse
+//! lost to a concurrent one and is acknowledged as overwritten by it. A read
 //! asks Q members, returns the newest version and writes it back to those
 //! that answered with an older one (read repair). A replica answers a store
 //! only once its store reports it durable (the host defers the answer). A
@@ -276,6 +278,13 @@ struct Op {
     /// version, and whether a new stamp is awaited (answers wait meanwhile).
     restamps: u32,
     restamping: bool,
+    /// A write stamped anew after W replicas answered (stored it, or kept
+    /// a newer version): its stamp is then newer than every write
+    /// acknowledged before it started (whose W replicas share one with
+    /// those), so a replica that still keeps a newer version holds a
+    /// concurrent write, and this one is acknowledged as overwritten by it
+    /// (last writer wins) instead of being stamped again and again.
+    past_acknowledged: bool,
 }
 
 impl Op {

@@ -61,6 +61,7 @@ impl Replication {
                 internal: false,
                 restamps: 0,
                 restamping: false,
+                past_acknowledged: false,
             },
         );
         match replicas {
@@ -293,7 +294,15 @@ impl Replication {
                         _ => None,
                     })
                     .collect();
-                if answered >= needed {
+                // Once stamped past every write acknowledged before it,
+                // a replica keeping a newer version counts: that version
+                // is a concurrent write's, which overwrote this one.
+                let counted = if state.past_acknowledged {
+                    answered + refused.len()
+                } else {
+                    answered
+                };
+                if counted >= needed {
                     self.finish(
                         op,
                         Ok(OpResult::Written {
@@ -306,6 +315,9 @@ impl Replication {
                     if state.restamps < MAX_RESTAMPS {
                         state.restamps += 1;
                         state.restamping = true;
+                        // The new stamp is past `newer`, the newest of
+                        // what W replicas hold, if W answered.
+                        state.past_acknowledged |= answered + refused.len() >= needed;
                         self.actions.push_back(KvAction::Restamp { op, newer });
                     } else {
                         let attempts = state.restamps;

@@ -250,6 +250,77 @@ fn a_write_two_replicas_refuse_for_a_newer_version_is_stamped_after_it_and_sent_
     );
 }
 
+/// Two replicas refuse `op`'s first stamp for version 20, and the
+/// coordinator stamps it 21: what it sends then.
+fn refused_then_restamped(kv: &mut Replication) -> Vec<KvAction> {
+    let op = kv
+        .write(at(0), record(b"v", 10), Some(three()))
+        .expect("valid");
+    let first = drain(kv);
+    let newer = Response::Newer {
+        version: version(20),
+    };
+    kv.handle_response(at(1), sent_to(&first, peer(1)), newer.clone());
+    kv.handle_response(at(2), sent_to(&first, peer(2)), newer);
+    assert_eq!(restamp_asked(&drain(kv)), Some((op, version(20))));
+    kv.restamp(at(3), op, Some(version(21)));
+    drain(kv)
+}
+
+#[test]
+fn a_restamped_write_refused_again_by_a_concurrent_newer_one_is_acknowledged_as_overwritten() {
+    let mut kv = Replication::new(peer(4), KvConfig::default());
+    // W answered the first stamp: 21 is past every write acknowledged before.
+    let second = refused_then_restamped(&mut kv);
+    let concurrent = Response::Newer {
+        version: version(30),
+    };
+    kv.handle_response(at(4), sent_to(&second, peer(1)), concurrent.clone());
+    kv.handle_response(at(5), sent_to(&second, peer(2)), concurrent);
+    let actions = drain(&mut kv);
+    assert_eq!(restamp_asked(&actions), None, "no race against writers");
+    assert_eq!(
+        done(&actions),
+        Some(Ok(OpResult::Written {
+            version: version(21)
+        }))
+    );
+}
+
+#[test]
+fn a_write_restamped_after_fewer_than_w_answers_is_not_acknowledged_on_refusals() {
+    // Only one replica answered the first stamp (the others failed): a
+    // write acknowledged before this one may sit on those two, newer than 21.
+    let mut kv = Replication::new(peer(4), KvConfig::default());
+    let op = kv
+        .write(at(0), record(b"v", 10), Some(three()))
+        .expect("valid");
+    let first = drain(&mut kv);
+    kv.handle_response(
+        at(1),
+        sent_to(&first, peer(1)),
+        Response::Newer {
+            version: version(20),
+        },
+    );
+    kv.handle_failure(at(2), sent_to(&first, peer(2)));
+    assert_eq!(restamp_asked(&drain(&mut kv)), Some((op, version(20))));
+    kv.restamp(at(3), op, Some(version(21)));
+    let second = drain(&mut kv);
+    let older_but_acknowledged = Response::Newer {
+        version: version(25),
+    };
+    kv.handle_response(
+        at(4),
+        sent_to(&second, peer(2)),
+        older_but_acknowledged.clone(),
+    );
+    kv.handle_response(at(5), sent_to(&second, peer(3)), older_but_acknowledged);
+    let actions = drain(&mut kv);
+    assert_eq!(done(&actions), None, "refusals are not a quorum here");
+    assert_eq!(restamp_asked(&actions), Some((op, version(25))));
+}
+
 #[test]
 fn a_write_one_replica_refuses_is_acknowledged_by_the_two_others() {
     let mut kv = Replication::new(peer(4), KvConfig::default());
@@ -318,6 +389,9 @@ fn a_local_replica_that_keeps_a_newer_version_refuses_too() {
 
 #[test]
 fn a_write_outpaced_every_time_fails_saying_so() {
+    // Each round one replica keeps a newer version and the others fail:
+    // fewer than W answer, so no stamp is known to be past every write
+    // acknowledged before, and the write cannot be acknowledged.
     let mut kv = Replication::new(peer(4), KvConfig::default());
     let op = kv
         .write(at(0), record(b"v", 10), Some(three()))
@@ -325,13 +399,12 @@ fn a_write_outpaced_every_time_fails_saying_so() {
     let mut sent = drain(&mut kv);
     for attempt in 0..=MAX_RESTAMPS {
         let newer = version(100 + u64::from(attempt) * 10);
-        for replica in three() {
-            kv.handle_response(
-                at(1),
-                sent_to(&sent, replica),
-                Response::Newer { version: newer },
-            );
-        }
+        kv.handle_response(
+            at(1),
+            sent_to(&sent, peer(1)),
+            Response::Newer { version: newer },
+        );
+        kv.handle_failure(at(1), sent_to(&sent, peer(2)));
         let actions = drain(&mut kv);
         if attempt < MAX_RESTAMPS {
             assert_eq!(restamp_asked(&actions), Some((op, newer)));
