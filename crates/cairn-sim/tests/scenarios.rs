@@ -343,16 +343,10 @@ fn settle(sim: &mut Sim) {
     }
 }
 
-/// Regression (seed 7 of the 1000-node churn with 1% loss): a delete was
-/// acknowledged by two of its three replicas (the store to the third was
-/// lost), and both left gracefully seconds later, before anti-entropy ran.
-/// The simulator's leave did not hand over what the node held, as a real
-/// node does before it goes, so the tombstone went with them and the third
-/// replica's old value came back. Here the third replica is cut off while
-/// the delete is acknowledged, and the two others leave at once.
-#[test]
-fn a_delete_survives_both_acknowledging_replicas_leaving_at_once() {
-    let mut sim = Sim::new(3, wide_area_ring(), NetworkModel::default());
+/// A settled ring of 12 (seed `seed`) with key 0 put and acknowledged: the
+/// key's three replicas in ring order, and a member that is none of them.
+fn twelve_nodes_and_a_put_key(seed: u64) -> (Sim, [NodeId; 3], NodeId) {
+    let mut sim = Sim::new(seed, wide_area_ring(), NetworkModel::default());
     sim.spawn(None);
     for _ in 1..12 {
         let via = sim.members().next().copied();
@@ -369,12 +363,23 @@ fn a_delete_survives_both_acknowledging_replicas_leaving_at_once() {
         sim.model.best(0).is_some_and(|b| !b.delete),
         "the put is acknowledged"
     );
-
     let key_id = sim.model.key_id(0).expect("key 0 was put");
     let owner = sim.true_successor(key_id.id()).expect("a ring").id;
     let at = members.iter().position(|m| *m == owner).expect("a member");
-    let [a, b, c] = [0, 1, 2].map(|k| members[(at + k) % members.len()]);
-    let coordinator = members[(at + 3) % members.len()];
+    let replicas = [0, 1, 2].map(|k| members[(at + k) % members.len()]);
+    (sim, replicas, members[(at + 3) % members.len()])
+}
+
+/// Regression (seed 7 of the 1000-node churn with 1% loss): a delete was
+/// acknowledged by two of its three replicas (the store to the third was
+/// lost), and both left gracefully seconds later, before anti-entropy ran.
+/// The simulator's leave did not hand over what the node held, as a real
+/// node does before it goes, so the tombstone went with them and the third
+/// replica's old value came back. Here the third replica is cut off while
+/// the delete is acknowledged, and the two others leave at once.
+#[test]
+fn a_delete_survives_both_acknowledging_replicas_leaving_at_once() {
+    let (mut sim, [a, b, c], coordinator) = twelve_nodes_and_a_put_key(3);
     sim.cut_off(c, sim.now + Duration::from_secs(3));
     sim.start_delete(coordinator);
     let next = sim.now + Duration::from_secs(1);
@@ -405,29 +410,7 @@ fn a_delete_survives_both_acknowledging_replicas_leaving_at_once() {
 /// that failed it after the quorum, so the third holds it by then.
 #[test]
 fn a_delete_survives_both_acknowledging_replicas_crashing_soon_after() {
-    let mut sim = Sim::new(5, wide_area_ring(), NetworkModel::default());
-    sim.spawn(None);
-    for _ in 1..12 {
-        let via = sim.members().next().copied();
-        sim.spawn(via);
-        let next = sim.now + Duration::from_millis(200);
-        run_idle(&mut sim, next);
-    }
-    settle(&mut sim);
-    let members: Vec<NodeId> = sim.members().map(|p| p.id).collect();
-    sim.start_put(members[0], 0.0);
-    let next = sim.now + Duration::from_secs(30);
-    run_idle(&mut sim, next);
-    assert!(
-        sim.model.best(0).is_some_and(|b| !b.delete),
-        "the put is acknowledged"
-    );
-
-    let key_id = sim.model.key_id(0).expect("key 0 was put");
-    let owner = sim.true_successor(key_id.id()).expect("a ring").id;
-    let at = members.iter().position(|m| *m == owner).expect("a member");
-    let [a, b, c] = [0, 1, 2].map(|k| members[(at + k) % members.len()]);
-    let coordinator = members[(at + 3) % members.len()];
+    let (mut sim, [a, b, c], coordinator) = twelve_nodes_and_a_put_key(5);
     // The Store to c is lost; c is back well before the request's deadline.
     sim.cut_off(c, sim.now + Duration::from_millis(500));
     sim.start_delete(coordinator);
