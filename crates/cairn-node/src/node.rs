@@ -9,7 +9,11 @@
 //! driver, which drains the core's actions (send a request, answer one,
 //! finish a lookup or a ring walk, report an event) and sleeps until the
 //! core's next timeout. Each outgoing request runs in its own task and
-//! reports its answer or failure back to the core.
+//! reports its answer or failure back to the core. Storage never holds the
+//! driver up: a write is handed to the store's group commit, whose thread
+//! reports it once durable; a point read runs in place; a scan runs on a
+//! blocking thread; each outcome waits in a queue the driver feeds to the
+//! core.
 
 use crate::config::NodeConfig;
 use crate::received::ReceivedCounter;
