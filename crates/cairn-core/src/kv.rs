@@ -1,8 +1,8 @@
 //! Replication of records: the coordinator of each client put, delete and
 //! get (`coordinator`), and the replica side that stores and serves
 //! records (here); what moves when the ring changes (`handoff`), what may
-//! be dropped ([`cleanup`]), anti-entropy ([`sync`]) and listings
-//! ([`list`]). This module holds the state they share and routes storage
+//! be dropped (`cleanup`), anti-entropy (`sync`) and listings
+//! (`list`). This module holds the state they share and routes storage
 //! outcomes, answers and timeouts to them.
 //!
 //! A coordinator writes a record (stamped by the host's hybrid logical
@@ -28,9 +28,9 @@
 //! which push to their new members: every key is brought back to R copies.
 //! A node drops a record it no longer has to hold only once every member
 //! of the key's replica set confirmed holding it, and a tombstone once it is
-//! past its grace ([`cleanup`]).
+//! past its grace (`cleanup`).
 //!
-//! Anti-entropy ([`sync`]): every period, a node compares its primary range
+//! Anti-entropy (`sync`): every period, a node compares its primary range
 //! with each other replica of it, descending the digest tree from the root
 //! to the buckets that differ, and moves only the records that differ.
 //!

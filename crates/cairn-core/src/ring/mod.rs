@@ -17,7 +17,7 @@
 //! - stabilize: ask the first successor s for (predecessor, successor list).
 //!   If s fails, drop it and retry with the next. If its predecessor p lies
 //!   strictly between me and s, ask p too, and adopt p only if it answers.
-//!   Then successors = [first] ++ first's list, and notify first.
+//!   Then successors = `[first] ++` first's list, and notify first.
 //! - notify: adopt the notifier as predecessor if there is none or it lies
 //!   strictly between the current one and me.
 //! - a node never adopts a peer that has not answered as its first successor,

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The ring's own number for a request it sent (the host tags it with the
-/// machine to make an [`crate::rpc::RingRpc`]).
+/// machine to make an [`crate::rpc::RpcId`]).
 pub type RingRpc = u64;
 
 /// Why the ring sent a request: decides what its answer or failure means.
