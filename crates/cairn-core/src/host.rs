@@ -633,12 +633,12 @@ mod tests {
                     continue;
                 };
                 let outcome = match request {
-                    StorageRequest::Apply(records) => {
-                        StorageOutcome::Applied(records.iter().map(|r| r.version > newer).collect())
-                    }
-                    StorageRequest::Get(_) => {
-                        StorageOutcome::Got(Some(Record::value(b"key", newer, b"theirs".to_vec())))
-                    }
+                    StorageRequest::Apply(records) => StorageOutcome::Stored(
+                        records
+                            .iter()
+                            .map(|r| (r.version <= newer).then_some(newer))
+                            .collect(),
+                    ),
                     other => panic!("unexpected store call {other:?}"),
                 };
                 host.storage_done(time, ticket, outcome);

@@ -301,9 +301,6 @@ impl Op {
 enum Waiter {
     /// Replica `index` of operation `op`.
     Op { op: OpId, index: usize },
-    /// This node, replica `index` of write `op`, refused the write as
-    /// older: the version it keeps instead is read.
-    OpKept { op: OpId, index: usize },
     /// Nobody: a read repair, fire and forget.
     Repair,
     /// The cleanup pass: a page read, or a removal.
@@ -312,15 +309,9 @@ enum Waiter {
     List(OpId),
     /// A peer's request, answered once the store has done its part.
     Inbound(InboundId),
-    /// A peer's `Store` of `version` of `key_id`: answered `Stored`, or
-    /// `Newer` (once the version kept is read) if it was older.
+    /// A peer's `Store` of `version`: answered `Stored`, or `Newer` with
+    /// the version the store keeps if that is newer.
     InboundStore {
-        inbound: InboundId,
-        key_id: KeyId,
-        version: Version,
-    },
-    /// The version kept instead of a peer's `Store` of `version`, read.
-    InboundKept {
         inbound: InboundId,
         version: Version,
     },
@@ -511,7 +502,6 @@ impl Replication {
                 }
                 let waiter = Waiter::InboundStore {
                     inbound,
-                    key_id: record.key_id,
                     version: record.version,
                 };
                 self.store(waiter, StorageRequest::Apply(vec![*record]));
@@ -561,18 +551,14 @@ impl Replication {
         match waiter {
             Waiter::Op { op, index } => {
                 let answer = match outcome {
-                    StorageOutcome::Applied(won) if !won.iter().any(|w| *w) => {
-                        // Refused as older, or held already: which version stays?
-                        let key_id = match self.ops.get(&op).map(|o| &o.kind) {
-                            Some(Kind::Write(record)) => record.key_id,
-                            _ => return,
-                        };
-                        let waiter = Waiter::OpKept { op, index };
-                        return self.store(waiter, StorageRequest::Get(key_id));
-                    }
-                    StorageOutcome::Applied(_) => Some(None),
+                    // Refused as older, or held already: the version kept says which.
+                    StorageOutcome::Stored(kept) => match kept.first() {
+                        Some(Some(kept)) => return self.on_kept(op, index, *kept),
+                        _ => Some(None),
+                    },
                     StorageOutcome::Got(record) => Some(record),
                     StorageOutcome::Failed(_)
+                    | StorageOutcome::Removed(_)
                     | StorageOutcome::Scanned(_)
                     | StorageOutcome::Records(_)
                     | StorageOutcome::Digest(_)
@@ -582,39 +568,19 @@ impl Replication {
                 };
                 self.on_part(op, index, answer);
             }
-            Waiter::OpKept { op, index } => match outcome {
-                StorageOutcome::Got(Some(kept)) => self.on_kept(op, index, kept.version),
-                // Removed meanwhile (a cleanup): it was stored all the same.
-                StorageOutcome::Got(None) => self.on_part(op, index, Some(None)),
-                _ => self.on_part(op, index, None),
-            },
-            Waiter::InboundStore {
-                inbound,
-                key_id,
-                version,
-            } => match outcome {
-                StorageOutcome::Applied(won) if !won.iter().any(|w| *w) => {
-                    let waiter = Waiter::InboundKept { inbound, version };
-                    self.store(waiter, StorageRequest::Get(key_id));
+            Waiter::InboundStore { inbound, version } => match outcome {
+                StorageOutcome::Stored(kept) => {
+                    let response = match kept.first().copied().flatten() {
+                        Some(newer) if newer > version => Response::Newer { version: newer },
+                        held => Response::Stored {
+                            won: held.is_none(),
+                        },
+                    };
+                    self.actions
+                        .push_back(KvAction::Respond { inbound, response });
                 }
                 other => self.respond(inbound, other),
             },
-            Waiter::InboundKept { inbound, version } => {
-                let response = match outcome {
-                    StorageOutcome::Got(Some(kept)) if kept.version > version => Response::Newer {
-                        version: kept.version,
-                    },
-                    StorageOutcome::Got(_) => Response::Stored { won: false },
-                    StorageOutcome::Failed(reason) => Response::Error {
-                        reason: format!("the replica's store failed: {reason}"),
-                    },
-                    _ => Response::Error {
-                        reason: "internal: the kept version was not read".into(),
-                    },
-                };
-                self.actions
-                    .push_back(KvAction::Respond { inbound, response });
-            }
             Waiter::Repair | Waiter::Pull(_) => {}
             Waiter::Cleanup => self.on_cleanup_storage(outcome),
             Waiter::List(op) => self.on_listed(op, Self::list_outcome(outcome)),
@@ -632,14 +598,16 @@ impl Replication {
     /// Answers a peer's request with what the store did for it.
     fn respond(&mut self, inbound: InboundId, outcome: StorageOutcome) {
         let response = match outcome {
-            StorageOutcome::Applied(won) => Response::Stored {
-                won: won.iter().any(|w| *w),
+            StorageOutcome::Stored(kept) => Response::Stored {
+                won: kept.iter().any(Option::is_none),
             },
             StorageOutcome::Digest(digest) => Response::Digest { digest },
             StorageOutcome::Digests(digests) => Response::Digests { digests },
             StorageOutcome::Versions(entries) => Response::Versions { entries },
-            StorageOutcome::Scanned(_) | StorageOutcome::Records(_) => Response::Error {
-                reason: "internal: a scan answered a store".into(),
+            StorageOutcome::Scanned(_)
+            | StorageOutcome::Records(_)
+            | StorageOutcome::Removed(_) => Response::Error {
+                reason: "internal: a scan or a removal answered a peer".into(),
             },
             StorageOutcome::Got(record) => Response::Record {
                 record: record.map(Box::new),

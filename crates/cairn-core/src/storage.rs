@@ -22,7 +22,7 @@ pub enum StorageRequest {
     /// Apply these records, last writer wins, durably.
     Apply(Vec<Record>),
     /// Remove these records, each only if the version stored is exactly
-    /// this one, durably; answered with `Applied` (true: removed).
+    /// this one, durably; answered with `Removed`.
     Remove(Vec<(KeyId, Version)>),
     /// The record of this key id, if any (a value or a tombstone).
     Get(KeyId),
@@ -58,9 +58,11 @@ pub enum StorageRequest {
 /// What became of a [`StorageRequest`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StorageOutcome {
-    /// Per record of an `Apply`: true if it won (was newer than what was
-    /// stored), false if the store kept a newer or equal version.
-    Applied(Vec<bool>),
+    /// Per record of an `Apply`: `None` if it won (was newer than what was
+    /// stored), else the version the store keeps instead (newer or equal).
+    Stored(Vec<Option<Version>>),
+    /// Per record of a `Remove`: true if it was removed.
+    Removed(Vec<bool>),
     /// The answer to a `Get`.
     Got(Option<Record>),
     /// The answer to a `Scan`.

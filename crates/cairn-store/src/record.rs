@@ -93,6 +93,14 @@ impl Applied {
     pub fn won(self) -> bool {
         self == Applied::Stored
     }
+
+    /// The version the store keeps instead, if the record did not win.
+    pub fn kept(self) -> Option<Version> {
+        match self {
+            Applied::Stored => None,
+            Applied::Stale { stored } => Some(stored),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -206,29 +206,34 @@ pub fn execute_then(
     request: cairn_core::storage::StorageRequest,
     done: Box<dyn FnOnce(cairn_core::storage::StorageOutcome) + Send>,
 ) {
-    use cairn_core::storage::{StorageOutcome, StorageRequest};
+    use cairn_core::storage::StorageRequest;
     match request {
-        StorageRequest::Apply(records) => store.apply_then(
-            records,
-            Box::new(move |result| {
-                done(match result {
-                    Ok(applied) => {
-                        StorageOutcome::Applied(applied.into_iter().map(Applied::won).collect())
-                    }
-                    Err(error) => StorageOutcome::Failed(error.to_string()),
-                })
-            }),
-        ),
-        StorageRequest::Remove(items) => store.remove_then(
-            items,
-            Box::new(move |result| {
-                done(match result {
-                    Ok(removed) => StorageOutcome::Applied(removed),
-                    Err(error) => StorageOutcome::Failed(error.to_string()),
-                })
-            }),
-        ),
+        StorageRequest::Apply(records) => {
+            store.apply_then(records, Box::new(move |result| done(stored(result))));
+        }
+        StorageRequest::Remove(items) => {
+            store.remove_then(items, Box::new(move |result| done(removed(result))));
+        }
         other => done(execute(store, other)),
+    }
+}
+
+/// The core's outcome of an `Apply`: per record, the version the store
+/// keeps instead, if it did not win.
+fn stored(result: Result<Vec<Applied>, StoreError>) -> cairn_core::storage::StorageOutcome {
+    use cairn_core::storage::StorageOutcome;
+    match result {
+        Ok(applied) => StorageOutcome::Stored(applied.into_iter().map(Applied::kept).collect()),
+        Err(error) => StorageOutcome::Failed(error.to_string()),
+    }
+}
+
+/// The core's outcome of a `Remove`.
+fn removed(result: Result<Vec<bool>, StoreError>) -> cairn_core::storage::StorageOutcome {
+    use cairn_core::storage::StorageOutcome;
+    match result {
+        Ok(removed) => StorageOutcome::Removed(removed),
+        Err(error) => StorageOutcome::Failed(error.to_string()),
     }
 }
 
@@ -240,14 +245,8 @@ pub fn execute(
 ) -> cairn_core::storage::StorageOutcome {
     use cairn_core::storage::{StorageOutcome, StorageRequest};
     match request {
-        StorageRequest::Apply(records) => match store.apply(records) {
-            Ok(applied) => StorageOutcome::Applied(applied.into_iter().map(Applied::won).collect()),
-            Err(error) => StorageOutcome::Failed(error.to_string()),
-        },
-        StorageRequest::Remove(items) => match store.remove(items) {
-            Ok(removed) => StorageOutcome::Applied(removed),
-            Err(error) => StorageOutcome::Failed(error.to_string()),
-        },
+        StorageRequest::Apply(records) => stored(store.apply(records)),
+        StorageRequest::Remove(items) => removed(store.remove(items)),
         StorageRequest::Get(key_id) => match store.get(key_id) {
             Ok(record) => StorageOutcome::Got(record),
             Err(error) => StorageOutcome::Failed(error.to_string()),

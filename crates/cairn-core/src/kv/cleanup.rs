@@ -165,7 +165,7 @@ impl Replication {
         }
         match outcome {
             StorageOutcome::Scanned(records) => self.cleanup_page(records),
-            StorageOutcome::Applied(removed) => {
+            StorageOutcome::Removed(removed) => {
                 self.cleanup_counters.removed += removed.iter().filter(|r| **r).count() as u64;
                 self.cleanup_read_page();
             }

@@ -220,7 +220,7 @@ fn a_node_back_after_the_grace_drops_what_no_other_replica_holds_then_serves() {
             _ => None,
         })
         .expect("removal");
-    kv.on_storage(Duration::ZERO, ticket, StorageOutcome::Applied(vec![true]));
+    kv.on_storage(Duration::ZERO, ticket, StorageOutcome::Removed(vec![true]));
     let next = scan_ticket(&drain(&mut kv));
     if let Some(ticket) = next {
         kv.on_storage(Duration::ZERO, ticket, StorageOutcome::Scanned(Vec::new()));

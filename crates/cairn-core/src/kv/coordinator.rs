@@ -150,7 +150,7 @@ impl Replication {
         for (_, part) in &mut state.replicas {
             *part = None;
         }
-        let old_round = |waiter: &Waiter| matches!(waiter, Waiter::Op { op: o, .. } | Waiter::OpKept { op: o, .. } if *o == op);
+        let old_round = |waiter: &Waiter| matches!(waiter, Waiter::Op { op: o, .. } if *o == op);
         self.rpcs.retain(|_, (waiter, _)| !old_round(waiter));
         self.tickets.retain(|_, waiter| !old_round(waiter));
         self.send_write(op);

@@ -527,9 +527,9 @@ mod tests {
                         .collect(),
                 ),
                 StorageRequest::Apply(records) => {
-                    let won = vec![true; records.len()];
+                    let won = vec![None; records.len()];
                     self.apply(records);
-                    StorageOutcome::Applied(won)
+                    StorageOutcome::Stored(won)
                 }
                 StorageRequest::Scan { .. } => StorageOutcome::Scanned(Vec::new()),
                 other => StorageOutcome::Failed(format!("not in this test: {other:?}")),

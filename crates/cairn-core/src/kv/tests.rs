@@ -56,7 +56,7 @@ fn a_write_succeeds_once_two_of_three_stored_it() {
     kv.on_storage(
         at(1),
         local_ticket(&actions),
-        StorageOutcome::Applied(vec![true]),
+        StorageOutcome::Stored(vec![None]),
     );
     assert_eq!(done(&drain(&mut kv)), None, "one of two is not a quorum");
     kv.handle_response(
@@ -80,7 +80,7 @@ fn a_write_with_its_quorum_before_peer_2(kv: &mut Replication) -> Vec<KvAction> 
     kv.on_storage(
         at(1),
         local_ticket(&actions),
-        StorageOutcome::Applied(vec![true]),
+        StorageOutcome::Stored(vec![None]),
     );
     kv.handle_response(
         at(2),
@@ -156,7 +156,7 @@ fn a_write_fails_as_soon_as_its_quorum_cannot_be_reached() {
     kv.on_storage(
         at(1),
         local_ticket(&actions),
-        StorageOutcome::Applied(vec![true]),
+        StorageOutcome::Stored(vec![None]),
     );
     kv.handle_failure(at(2), sent_to(&actions, peer(2)));
     kv.handle_response(
@@ -358,27 +358,13 @@ fn a_local_replica_that_keeps_a_newer_version_refuses_too() {
         .write(at(0), record(b"v", 10), Some(three()))
         .expect("valid");
     let actions = drain(&mut kv);
+    // The store says which version it keeps: nothing more is read.
     kv.on_storage(
         at(1),
         local_ticket(&actions),
-        StorageOutcome::Applied(vec![false]),
+        StorageOutcome::Stored(vec![Some(version(30))]),
     );
-    let read = drain(&mut kv);
-    assert!(
-        read.iter().any(|a| matches!(
-            a,
-            KvAction::Storage {
-                request: StorageRequest::Get(_),
-                ..
-            }
-        )),
-        "the version kept is read: {read:?}"
-    );
-    kv.on_storage(
-        at(2),
-        local_ticket(&read),
-        StorageOutcome::Got(Some(record(b"newer", 30))),
-    );
+    assert_eq!(drain(&mut kv), vec![], "no second store call");
     kv.handle_failure(at(3), sent_to(&actions, peer(2)));
     assert_eq!(
         restamp_asked(&drain(&mut kv)),
@@ -443,12 +429,10 @@ fn a_replica_that_keeps_a_newer_version_says_which() {
         );
         assert_eq!(answer, None, "answered once the store did its part");
         let ticket = local_ticket(&drain(&mut kv));
-        kv.on_storage(at(1), ticket, StorageOutcome::Applied(vec![false]));
-        let ticket = local_ticket(&drain(&mut kv));
         kv.on_storage(
-            at(2),
+            at(1),
             ticket,
-            StorageOutcome::Got(Some(record(b"kept", kept))),
+            StorageOutcome::Stored(vec![Some(version(kept))]),
         );
         assert_eq!(
             drain(&mut kv),
@@ -612,7 +596,7 @@ fn a_replica_answers_a_store_only_once_its_store_made_it_durable() {
     kv.on_storage(
         at(1),
         local_ticket(&actions),
-        StorageOutcome::Applied(vec![true]),
+        StorageOutcome::Stored(vec![None]),
     );
     assert_eq!(
         drain(&mut kv),
