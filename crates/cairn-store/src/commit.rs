@@ -198,18 +198,6 @@ impl Committer {
         }
     }
 
-    /// Queues an operation and waits until it is durable (or failed).
-    pub(crate) fn submit(&self, op: Op) -> Result<Outcome, StoreError> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        self.submit_then(
-            op,
-            Box::new(move |outcome| {
-                let _ = reply.send(outcome);
-            }),
-        );
-        answer.recv().map_err(|_| StoreError::Closed)?
-    }
-
     /// Queues an operation and returns at once; `reply` gets its outcome on
     /// the committer thread once it is durable (or failed). A writer that
     /// must not block (the node's event loop) uses this.

@@ -256,10 +256,16 @@ impl RedbStore {
     }
 
     fn chunk_op(&self, op: Op) -> Result<bool, StoreError> {
-        match self.committer.submit(op)? {
-            Outcome::Chunk(held) => Ok(held),
-            Outcome::Applied(_) | Outcome::Removed(_) => Err(unexpected_outcome()),
-        }
+        wait_for(|done| {
+            self.write_then(
+                op,
+                |outcome| match outcome {
+                    Outcome::Chunk(held) => Some(held),
+                    Outcome::Applied(_) | Outcome::Removed(_) => None,
+                },
+                done,
+            )
+        })
     }
 }
 
