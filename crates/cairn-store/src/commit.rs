@@ -1,7 +1,8 @@
 //! Group commit: many writers, one batch, one fsync.
 //!
-//! Writers hand their operations to one committer thread over a channel and
-//! block on a reply channel of their own:
+//! Writers hand their operations to one committer thread over a channel,
+//! each with a reply callback that the committer calls once the operation
+//! is durable (a blocking caller waits on it; the node's event loop does not):
 //!
 //! 1. The committer waits for the first job, then takes every job already
 //!    queued, up to [`CommitConfig::max_batch_records`] records and
@@ -199,8 +200,7 @@ impl Committer {
     }
 
     /// Queues an operation and returns at once; `reply` gets its outcome on
-    /// the committer thread once it is durable (or failed). A writer that
-    /// must not block (the node's event loop) uses this.
+    /// the committer thread once it is durable (or failed).
     pub(crate) fn submit_then(&self, op: Op, reply: Reply) {
         let Some(queue) = self.queue.as_ref() else {
             return reply(Err(StoreError::Closed));
