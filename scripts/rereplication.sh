@@ -18,41 +18,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${1:-100000}
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-target}/release/cairn
-WORK=$(mktemp -d -t cairn-rerep-XXXXXX)
-PIDS=()
-FG_PID=
-cleanup() {
-    [ -n "$FG_PID" ] && kill -9 "$FG_PID" 2>/dev/null || true
-    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ "${KEEP:-0}" = 1 ]; then echo "logs and data kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-QUIC=(); HTTP=()
-for i in 0 1 2 3 4; do QUIC+=("$(free_port)"); HTTP+=("$(free_port)"); done
-start() {
-    local i=$1; shift
-    "$BIN" node --listen "127.0.0.1:${QUIC[$i]}" --http "127.0.0.1:${HTTP[$i]}" \
-        --data "$WORK/n$i" "$@" > "$WORK/n$i.log" 2>&1 &
-    PIDS[$i]=$!
-}
-start 0
-for i in 1 2 3 4; do
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:${HTTP[0]}/v1/node" > /dev/null && break; sleep 0.1; done
-    start "$i" --join "127.0.0.1:${QUIC[0]}"
-done
-records() { curl -sf --max-time 2 "http://127.0.0.1:${HTTP[$1]}/v1/node" | python3 -c 'import json,sys; print((json.load(sys.stdin).get("stored") or {}).get("records", 0))' 2>/dev/null || echo 0; }
-members() { curl -sf --max-time 5 "http://127.0.0.1:${HTTP[0]}/v1/ring" | python3 -c 'import json,sys; print(sum(m["state"]=="alive" for m in json.load(sys.stdin)["members"]))' 2>/dev/null || echo 0; }
-for _ in $(seq 300); do [ "$(members)" = 5 ] && break; sleep 0.2; done
-echo "ring of $(members) nodes; writing $KEYS keys (64-byte values) ..."
-start_write=$(date +%s.%N)
-"$BIN" --node "http://127.0.0.1:${HTTP[0]}" bench kv --keys "$KEYS" --seconds 1 --get-percent 100 --clients 64 > "$WORK/write.out" 2>&1
-echo "  written in $(python3 -c "print(f'{$(date +%s.%N) - $start_write:.1f}')") s"
+source scripts/ring.sh
+ring_init rerep 5
+start_ring 5
+write_keys "$KEYS" 64
 total=0
 for i in 0 1 2 3 4; do total=$((total + $(records "$i"))); done
 echo "  records on the 5 nodes: $total (3 x $KEYS = $((3 * KEYS)))"
@@ -81,7 +50,7 @@ killed=$(date +%s.%N)
 if [ "$FG" = 1 ]; then
     # The same load at once (its keys are there: no preload), while the repair goes on.
     fg_load --no-preload > "$WORK/fg-repair.out" 2> "$WORK/fg-repair.err" &
-    FG_PID=$!
+    EXTRA_PID=$!
 fi
 echo "SIGKILLed nodes $a and $b (neighbours); waiting for every key on the 3 survivors ..."
 survivors=()
@@ -107,11 +76,11 @@ while true; do
 done
 
 [ "$FG" = 1 ] || exit 0
-if ! wait "$FG_PID"; then
-    FG_PID=
+if ! wait "$EXTRA_PID"; then
+    EXTRA_PID=
     echo "the foreground load during the repair failed:"; cat "$WORK/fg-repair.err"; exit 1
 fi
-FG_PID=
+EXTRA_PID=
 echo "foreground load during the repair (from the kills, ${FG_SECONDS:-8} s):"
 sed 's/^/  /' "$WORK/fg-repair.out"
 python3 - "$WORK/fg-baseline.out" "$WORK/fg-repair.out" "$repair" "$KEYS" "${FG_SECONDS:-8}" <<'EOF'
