@@ -370,6 +370,35 @@ fn twelve_nodes_and_a_put_key(seed: u64) -> (Sim, [NodeId; 3], NodeId) {
     (sim, replicas, members[(at + 3) % members.len()])
 }
 
+/// Deletes key 0 through `coordinator` while replica `cut` hears nothing
+/// for `for_how_long`; the delete is acknowledged by the two others.
+fn delete_while_cut_off(sim: &mut Sim, cut: NodeId, for_how_long: Duration, coordinator: NodeId) {
+    sim.cut_off(cut, sim.now + for_how_long);
+    sim.start_delete(coordinator);
+    let next = sim.now + Duration::from_secs(1);
+    run_idle(sim, next);
+    assert!(
+        sim.model.best(0).is_some_and(|b| b.delete),
+        "the delete is acknowledged by the two replicas that were reached"
+    );
+}
+
+/// Two minutes on, once settled: key 0 is still deleted and nothing
+/// acknowledged was lost. Returns the check for more assertions.
+fn the_delete_held(sim: &mut Sim) -> cairn_sim::sim::KvCheck {
+    let next = sim.now + Duration::from_secs(120);
+    run_idle(sim, next);
+    settle(sim);
+    let check = sim.check_kv();
+    assert_eq!(check.keys_deleted, 1, "{check:?}");
+    assert_eq!(
+        check.resurrected, 0,
+        "the deleted value came back: {check:?}"
+    );
+    assert_eq!(check.lost, 0, "{check:?}");
+    check
+}
+
 /// Regression (seed 7 of the 1000-node churn with 1% loss): a delete was
 /// acknowledged by two of its three replicas (the store to the third was
 /// lost), and both left gracefully seconds later, before anti-entropy ran.
@@ -380,27 +409,11 @@ fn twelve_nodes_and_a_put_key(seed: u64) -> (Sim, [NodeId; 3], NodeId) {
 #[test]
 fn a_delete_survives_both_acknowledging_replicas_leaving_at_once() {
     let (mut sim, [a, b, c], coordinator) = twelve_nodes_and_a_put_key(3);
-    sim.cut_off(c, sim.now + Duration::from_secs(3));
-    sim.start_delete(coordinator);
-    let next = sim.now + Duration::from_secs(1);
-    run_idle(&mut sim, next);
-    assert!(
-        sim.model.best(0).is_some_and(|b| b.delete),
-        "the delete is acknowledged by the two replicas that were reached"
-    );
+    delete_while_cut_off(&mut sim, c, Duration::from_secs(3), coordinator);
 
     sim.leave(a);
     sim.leave(b);
-    let next = sim.now + Duration::from_secs(120);
-    run_idle(&mut sim, next);
-    settle(&mut sim);
-    let check = sim.check_kv();
-    assert_eq!(check.keys_deleted, 1, "{check:?}");
-    assert_eq!(
-        check.resurrected, 0,
-        "the deleted value came back: {check:?}"
-    );
-    assert_eq!(check.lost, 0, "{check:?}");
+    let check = the_delete_held(&mut sim);
     assert_eq!(check.under_replicated, 0, "{check:?}");
 }
 
@@ -412,30 +425,14 @@ fn a_delete_survives_both_acknowledging_replicas_leaving_at_once() {
 fn a_delete_survives_both_acknowledging_replicas_crashing_soon_after() {
     let (mut sim, [a, b, c], coordinator) = twelve_nodes_and_a_put_key(5);
     // The Store to c is lost; c is back well before the request's deadline.
-    sim.cut_off(c, sim.now + Duration::from_millis(500));
-    sim.start_delete(coordinator);
-    let next = sim.now + Duration::from_secs(1);
-    run_idle(&mut sim, next);
-    assert!(
-        sim.model.best(0).is_some_and(|b| b.delete),
-        "the delete is acknowledged by the two replicas that were reached"
-    );
+    delete_while_cut_off(&mut sim, c, Duration::from_millis(500), coordinator);
     // Past the request's deadline (half the operation's 5 s), before the
     // first anti-entropy period (10 s) could have compared them.
     let next = sim.now + Duration::from_secs(3);
     run_idle(&mut sim, next);
     sim.crash(a);
     sim.crash(b);
-    let next = sim.now + Duration::from_secs(120);
-    run_idle(&mut sim, next);
-    settle(&mut sim);
-    let check = sim.check_kv();
-    assert_eq!(check.keys_deleted, 1, "{check:?}");
-    assert_eq!(
-        check.resurrected, 0,
-        "the deleted value came back: {check:?}"
-    );
-    assert_eq!(check.lost, 0, "{check:?}");
+    the_delete_held(&mut sim);
 }
 
 /// Node clocks a few seconds apart: a write whose replicas keep a newer
