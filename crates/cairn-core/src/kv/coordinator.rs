@@ -408,8 +408,8 @@ impl Replication {
         match self.ops.remove(&op) {
             Some(state) if state.internal => self.on_confirmed(op, result),
             Some(state) => {
-                if let (Kind::Write(record), Ok(_)) = (&state.kind, &result) {
-                    self.trail(op, &state, record);
+                if result.is_ok() {
+                    self.trail(op, state);
                 }
                 self.actions.push_back(KvAction::Done { op, result });
             }
@@ -418,13 +418,26 @@ impl Replication {
     }
 
     /// Keeps an eye on the replicas of write `op` still answering after its
-    /// quorum: see [`Replication::trailing`].
-    pub(super) fn trail(&mut self, op: OpId, state: &Op, record: &Record) {
-        for (index, (peer, part)) in state.replicas.iter().enumerate() {
-            if *part == Some(Part::Asked) && peer.id != self.me.id {
-                self.trailing.insert((op, index), (*peer, record.clone()));
-            }
+    /// quorum: see [`Replication::trailing`]. (The record moves there from
+    /// the ended operation; only a second replica still asked costs a copy.)
+    pub(super) fn trail(&mut self, op: OpId, state: Op) {
+        let Kind::Write(record) = state.kind else {
+            return;
+        };
+        let mut asked: Vec<(usize, Peer)> = state
+            .replicas
+            .iter()
+            .enumerate()
+            .filter(|(_, (peer, part))| *part == Some(Part::Asked) && peer.id != self.me.id)
+            .map(|(index, (peer, _))| (index, *peer))
+            .collect();
+        let Some((last, last_peer)) = asked.pop() else {
+            return;
+        };
+        for (index, peer) in asked {
+            self.trailing.insert((op, index), (peer, record.clone()));
         }
+        self.trailing.insert((op, last), (last_peer, record));
     }
 
     /// A replica of an ended write answered (`stored`: it holds the write or
